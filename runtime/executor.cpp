@@ -27,6 +27,14 @@ void collect_reads(const Node* node, std::set<int>& out) {
   }
 }
 
+// Checks the kind of a control-flow input here, so a bad value names the node and its source line.
+const IValue& structural_input(const Node* node, const IValue& v, const char* what) {
+  bool ok = std::string(what) == "condition" ? (v.is_bool() || v.is_int()) : v.is_int();
+  CONVOY_CHECK(ok, node->source.str(), ": ", node->kind, " ", what, " must be ",
+               std::string(what) == "condition" ? "a bool" : "an int", ", not ", v.kind_name(), " ", v.repr());
+  return v;
+}
+
 }  // namespace
 
 bool is_structural_prim(const std::string& kind) { return structural_prims().count(kind) != 0; }
@@ -103,13 +111,14 @@ void ReferenceExecutor::run_node(const Node* node, Frame& frame) const {
   if (kind == "prim::Constant") {
     set_out(0, node->constant);
   } else if (kind == "prim::If") {
-    const Block* branch = in(0).to_bool() ? node->blocks[0].get() : node->blocks[1].get();
+    const Block* branch = structural_input(node, in(0), "condition").to_bool() ? node->blocks[0].get()
+                                                                               : node->blocks[1].get();
     run_block(branch, frame);
     for (size_t i = 0; i < node->outputs.size(); ++i)
       set_out(i, env[static_cast<size_t>(branch->returns[i]->id)]);
   } else if (kind == "prim::Loop") {
-    int64_t max_trips = in(0).to_int();
-    bool cond = in(1).to_bool();
+    int64_t max_trips = structural_input(node, in(0), "trip count").to_int();
+    bool cond = structural_input(node, in(1), "condition").to_bool();
     size_t carried = node->inputs.size() - 2;
     std::vector<IValue> state(carried);
     for (size_t i = 0; i < carried; ++i) state[i] = in(2 + i);
