@@ -9,10 +9,14 @@ namespace convoy {
 
 const char* error_kind_name(ErrorKind kind) {
   switch (kind) {
-    case ErrorKind::kInvalidInput: return "invalid input";
-    case ErrorKind::kUnsupported: return "unsupported";
-    case ErrorKind::kIo: return "I/O error";
-    case ErrorKind::kInternal: return "internal error";
+    case ErrorKind::kInvalidInput:
+      return "invalid input";
+    case ErrorKind::kUnsupported:
+      return "unsupported";
+    case ErrorKind::kIo:
+      return "I/O error";
+    case ErrorKind::kInternal:
+      return "internal error";
   }
   return "error";
 }
@@ -21,30 +25,44 @@ size_t dtype_size(DType dtype) {
   switch (dtype) {
     case DType::kUInt8:
     case DType::kInt8:
-    case DType::kBool: return 1;
+    case DType::kBool:
+      return 1;
     case DType::kInt16:
     case DType::kFloat16:
-    case DType::kBFloat16: return 2;
+    case DType::kBFloat16:
+      return 2;
     case DType::kInt32:
-    case DType::kFloat32: return 4;
+    case DType::kFloat32:
+      return 4;
     case DType::kInt64:
-    case DType::kFloat64: return 8;
+    case DType::kFloat64:
+      return 8;
   }
   fail(ErrorKind::kInternal, "dtype_size: bad dtype ", static_cast<int>(dtype));
 }
 
 const char* dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::kUInt8: return "uint8";
-    case DType::kInt8: return "int8";
-    case DType::kInt16: return "int16";
-    case DType::kInt32: return "int32";
-    case DType::kInt64: return "int64";
-    case DType::kFloat16: return "float16";
-    case DType::kFloat32: return "float32";
-    case DType::kFloat64: return "float64";
-    case DType::kBool: return "bool";
-    case DType::kBFloat16: return "bfloat16";
+    case DType::kUInt8:
+      return "uint8";
+    case DType::kInt8:
+      return "int8";
+    case DType::kInt16:
+      return "int16";
+    case DType::kInt32:
+      return "int32";
+    case DType::kInt64:
+      return "int64";
+    case DType::kFloat16:
+      return "float16";
+    case DType::kFloat32:
+      return "float32";
+    case DType::kFloat64:
+      return "float64";
+    case DType::kBool:
+      return "bool";
+    case DType::kBFloat16:
+      return "bfloat16";
   }
   return "?";
 }
@@ -60,16 +78,26 @@ bool is_integral(DType d, bool include_bool) {
 
 DType dtype_from_scalar_type(int64_t code) {
   switch (code) {
-    case 0: return DType::kUInt8;
-    case 1: return DType::kInt8;
-    case 2: return DType::kInt16;
-    case 3: return DType::kInt32;
-    case 4: return DType::kInt64;
-    case 5: return DType::kFloat16;
-    case 6: return DType::kFloat32;
-    case 7: return DType::kFloat64;
-    case 11: return DType::kBool;
-    case 15: return DType::kBFloat16;
+    case 0:
+      return DType::kUInt8;
+    case 1:
+      return DType::kInt8;
+    case 2:
+      return DType::kInt16;
+    case 3:
+      return DType::kInt32;
+    case 4:
+      return DType::kInt64;
+    case 5:
+      return DType::kFloat16;
+    case 6:
+      return DType::kFloat32;
+    case 7:
+      return DType::kFloat64;
+    case 11:
+      return DType::kBool;
+    case 15:
+      return DType::kBFloat16;
   }
   fail(ErrorKind::kUnsupported, "unsupported torch ScalarType code ", code,
        " (complex and quantized dtypes are not supported)");
@@ -77,11 +105,11 @@ DType dtype_from_scalar_type(int64_t code) {
 
 DType dtype_from_storage_class(const std::string& name) {
   static const std::map<std::string, DType> kByName = {
-      {"FloatStorage", DType::kFloat32},  {"DoubleStorage", DType::kFloat64},
-      {"HalfStorage", DType::kFloat16},   {"BFloat16Storage", DType::kBFloat16},
-      {"ByteStorage", DType::kUInt8},     {"CharStorage", DType::kInt8},
-      {"ShortStorage", DType::kInt16},    {"IntStorage", DType::kInt32},
-      {"LongStorage", DType::kInt64},     {"BoolStorage", DType::kBool},
+      {"FloatStorage", DType::kFloat32}, {"DoubleStorage", DType::kFloat64},
+      {"HalfStorage", DType::kFloat16},  {"BFloat16Storage", DType::kBFloat16},
+      {"ByteStorage", DType::kUInt8},    {"CharStorage", DType::kInt8},
+      {"ShortStorage", DType::kInt16},   {"IntStorage", DType::kInt32},
+      {"LongStorage", DType::kInt64},    {"BoolStorage", DType::kBool},
   };
   auto it = kByName.find(name);
   if (it == kByName.end()) fail(ErrorKind::kUnsupported, "unsupported storage type torch.", name);

@@ -43,20 +43,20 @@ template <typename... Args>
 }  // namespace convoy
 
 // Bad input: the message is built only when the check fails.
-#define CONVOY_CHECK(cond, ...)                                               \
-  do {                                                                        \
+#define CONVOY_CHECK(cond, ...)                                                   \
+  do {                                                                            \
     if (!(cond)) ::convoy::fail(::convoy::ErrorKind::kInvalidInput, __VA_ARGS__); \
   } while (0)
 
-#define CONVOY_CHECK_KIND(kind, cond, ...)                     \
-  do {                                                         \
+#define CONVOY_CHECK_KIND(kind, cond, ...)                               \
+  do {                                                                   \
     if (!(cond)) ::convoy::fail(::convoy::ErrorKind::kind, __VA_ARGS__); \
   } while (0)
 
 // Broken invariant inside Convoy.
-#define CONVOY_ASSERT(cond, ...)                                                        \
-  do {                                                                                  \
-    if (!(cond))                                                                        \
-      ::convoy::fail(::convoy::ErrorKind::kInternal, __FILE__, ":", __LINE__, ": ", #cond, \
-                     " ", ##__VA_ARGS__);                                               \
+#define CONVOY_ASSERT(cond, ...)                                                                \
+  do {                                                                                          \
+    if (!(cond))                                                                                \
+      ::convoy::fail(::convoy::ErrorKind::kInternal, __FILE__, ":", __LINE__, ": ", #cond, " ", \
+                     ##__VA_ARGS__);                                                            \
   } while (0)

@@ -11,10 +11,12 @@ namespace convoy {
 namespace {
 
 const std::set<std::string>& structural_prims() {
-  static const std::set<std::string> kPrims = {
-      "prim::Constant",    "prim::If",          "prim::Loop",         "prim::ListConstruct",
-      "prim::TupleConstruct", "prim::ListUnpack", "prim::TupleUnpack", "prim::TupleIndex",
-      "prim::Uninitialized", "prim::RaiseException", "prim::DictConstruct"};
+  static const std::set<std::string> kPrims = {"prim::Constant",       "prim::If",
+                                               "prim::Loop",           "prim::ListConstruct",
+                                               "prim::TupleConstruct", "prim::ListUnpack",
+                                               "prim::TupleUnpack",    "prim::TupleIndex",
+                                               "prim::Uninitialized",  "prim::RaiseException",
+                                               "prim::DictConstruct"};
   return kPrims;
 }
 
@@ -31,7 +33,8 @@ void collect_reads(const Node* node, std::set<int>& out) {
 const IValue& structural_input(const Node* node, const IValue& v, const char* what) {
   bool ok = std::string(what) == "condition" ? (v.is_bool() || v.is_int()) : v.is_int();
   CONVOY_CHECK(ok, node->source.str(), ": ", node->kind, " ", what, " must be ",
-               std::string(what) == "condition" ? "a bool" : "an int", ", not ", v.kind_name(), " ", v.repr());
+               std::string(what) == "condition" ? "a bool" : "an int", ", not ", v.kind_name(), " ",
+               v.repr());
   return v;
 }
 
@@ -66,8 +69,8 @@ ReferenceExecutor::ReferenceExecutor(const Graph& graph) : graph_(graph) {
 
 std::vector<IValue> ReferenceExecutor::run(const std::vector<IValue>& inputs) const {
   const auto& params = graph_.inputs();
-  CONVOY_CHECK(inputs.size() == params.size(), "the model takes ", params.size(), " inputs but ", inputs.size(),
-               " were given");
+  CONVOY_CHECK(inputs.size() == params.size(), "the model takes ", params.size(), " inputs but ",
+               inputs.size(), " were given");
   Frame frame;
   frame.env.resize(graph_.num_values());
   for (size_t i = 0; i < params.size(); ++i) frame.env[static_cast<size_t>(params[i]->id)] = inputs[i];
@@ -111,8 +114,8 @@ void ReferenceExecutor::run_node(const Node* node, Frame& frame) const {
   if (kind == "prim::Constant") {
     set_out(0, node->constant);
   } else if (kind == "prim::If") {
-    const Block* branch = structural_input(node, in(0), "condition").to_bool() ? node->blocks[0].get()
-                                                                               : node->blocks[1].get();
+    const Block* branch =
+        structural_input(node, in(0), "condition").to_bool() ? node->blocks[0].get() : node->blocks[1].get();
     run_block(branch, frame);
     for (size_t i = 0; i < node->outputs.size(); ++i)
       set_out(i, env[static_cast<size_t>(branch->returns[i]->id)]);
@@ -134,7 +137,8 @@ void ReferenceExecutor::run_node(const Node* node, Frame& frame) const {
   } else if (kind == "prim::ListConstruct" || kind == "prim::TupleConstruct") {
     IValueList items;
     for (size_t i = 0; i < node->inputs.size(); ++i) items.push_back(in(i));
-    set_out(0, kind == "prim::ListConstruct" ? IValue::list(std::move(items)) : IValue::tuple(std::move(items)));
+    set_out(0,
+            kind == "prim::ListConstruct" ? IValue::list(std::move(items)) : IValue::tuple(std::move(items)));
   } else if (kind == "prim::ListUnpack" || kind == "prim::TupleUnpack") {
     const IValueList& items = in(0).to_list_or_tuple();
     CONVOY_CHECK(items.size() == node->outputs.size(), node->source.str(), ": cannot unpack ", items.size(),
@@ -145,8 +149,8 @@ void ReferenceExecutor::run_node(const Node* node, Frame& frame) const {
     int64_t idx = in(1).to_int();
     int64_t n = static_cast<int64_t>(items.size());
     if (idx < 0) idx += n;
-    CONVOY_CHECK(idx >= 0 && idx < n, node->source.str(), ": tuple index ", in(1).to_int(), " out of range for ",
-                 n, " items");
+    CONVOY_CHECK(idx >= 0 && idx < n, node->source.str(), ": tuple index ", in(1).to_int(),
+                 " out of range for ", n, " items");
     set_out(0, items[static_cast<size_t>(idx)]);
   } else if (kind == "prim::DictConstruct") {
     std::vector<std::pair<IValue, IValue>> items;

@@ -31,17 +31,28 @@ IValue IValue::dict(std::vector<std::pair<IValue, IValue>> items) {
 
 const char* IValue::kind_name() const {
   switch (v.index()) {
-    case 0: return "None";
-    case 1: return "bool";
-    case 2: return "int";
-    case 3: return "float";
-    case 4: return "str";
-    case 5: return "Tensor";
-    case 6: return "List";
-    case 7: return "Tuple";
-    case 8: return "Dict";
-    case 9: return "Device";
-    case 10: return "Object";
+    case 0:
+      return "None";
+    case 1:
+      return "bool";
+    case 2:
+      return "int";
+    case 3:
+      return "float";
+    case 4:
+      return "str";
+    case 5:
+      return "Tensor";
+    case 6:
+      return "List";
+    case 7:
+      return "Tuple";
+    case 8:
+      return "Dict";
+    case 9:
+      return "Device";
+    case 10:
+      return "Object";
   }
   return "?";
 }
@@ -131,9 +142,12 @@ static void repr_items(std::ostringstream& out, const IValueList& items) {
 std::string IValue::repr() const {
   std::ostringstream out;
   switch (v.index()) {
-    case 0: return "None";
-    case 1: return std::get<bool>(v) ? "True" : "False";
-    case 2: return std::to_string(std::get<int64_t>(v));
+    case 0:
+      return "None";
+    case 1:
+      return std::get<bool>(v) ? "True" : "False";
+    case 2:
+      return std::to_string(std::get<int64_t>(v));
     case 3: {
       double d = std::get<double>(v);
       out.precision(17);
@@ -142,13 +156,26 @@ std::string IValue::repr() const {
       if (std::isfinite(d) && s.find_first_of(".e") == std::string::npos) s += ".";
       return s;
     }
-    case 4: return "\"" + std::get<std::string>(v) + "\"";
-    case 5: return std::get<Tensor>(v).describe();
-    case 6: out << "["; repr_items(out, to_list()); out << "]"; return out.str();
-    case 7: out << "("; repr_items(out, to_tuple()); out << (to_tuple().size() == 1 ? ",)" : ")"); return out.str();
-    case 8: return "{dict of " + std::to_string(to_dict().items.size()) + "}";
-    case 9: return "device(\"" + to_device().name + "\")";
-    case 10: return "<" + to_object()->type_name + ">";
+    case 4:
+      return "\"" + std::get<std::string>(v) + "\"";
+    case 5:
+      return std::get<Tensor>(v).describe();
+    case 6:
+      out << "[";
+      repr_items(out, to_list());
+      out << "]";
+      return out.str();
+    case 7:
+      out << "(";
+      repr_items(out, to_tuple());
+      out << (to_tuple().size() == 1 ? ",)" : ")");
+      return out.str();
+    case 8:
+      return "{dict of " + std::to_string(to_dict().items.size()) + "}";
+    case 9:
+      return "device(\"" + to_device().name + "\")";
+    case 10:
+      return "<" + to_object()->type_name + ">";
   }
   return "?";
 }

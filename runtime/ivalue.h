@@ -34,9 +34,9 @@ struct Device {
 };
 
 struct IValue {
-  using Variant = std::variant<std::monostate, bool, int64_t, double, std::string, Tensor,
-                               std::shared_ptr<ListBox>, std::shared_ptr<TupleBox>,
-                               std::shared_ptr<DictBox>, Device, std::shared_ptr<Object>>;
+  using Variant =
+      std::variant<std::monostate, bool, int64_t, double, std::string, Tensor, std::shared_ptr<ListBox>,
+                   std::shared_ptr<TupleBox>, std::shared_ptr<DictBox>, Device, std::shared_ptr<Object>>;
   Variant v;
 
   IValue() = default;
@@ -69,15 +69,15 @@ struct IValue {
 
   // Checked accessors: a wrong kind throws kInvalidInput naming what was expected and found.
   bool to_bool() const;
-  int64_t to_int() const;       // int or bool
-  double to_double() const;     // int, float or bool (a "Scalar")
+  int64_t to_int() const;    // int or bool
+  double to_double() const;  // int, float or bool (a "Scalar")
   const std::string& to_string() const;
   const Tensor& to_tensor() const;
   Tensor& to_tensor();
   IValueList& to_list() const;  // list items (mutable: lists are shared references)
   const IValueList& to_tuple() const;
   const IValueList& to_list_or_tuple() const;
-  std::vector<int64_t> to_int_list() const;   // list/tuple of ints
+  std::vector<int64_t> to_int_list() const;  // list/tuple of ints
   std::vector<double> to_double_list() const;
   std::vector<Tensor> to_tensor_list() const;
   DictBox& to_dict() const;

@@ -147,10 +147,13 @@ Tensor Tensor::as_strided(const Shape& sizes, const Shape& strides, int64_t offs
     if (sizes[i] == 0) empty_view = true;
     if (sizes[i] <= 1) continue;
     // Guard the multiplication against overflow from hostile inputs.
-    CONVOY_CHECK(std::llabs(strides[i]) <= std::numeric_limits<int64_t>::max() / sizes[i],
-                 "stride ", strides[i], " times size ", sizes[i], " overflows");
+    CONVOY_CHECK(std::llabs(strides[i]) <= std::numeric_limits<int64_t>::max() / sizes[i], "stride ",
+                 strides[i], " times size ", sizes[i], " overflows");
     int64_t span = strides[i] * (sizes[i] - 1);
-    if (span < 0) lo += span; else hi += span;
+    if (span < 0)
+      lo += span;
+    else
+      hi += span;
   }
   int64_t capacity = static_cast<int64_t>(storage_->nbytes() / dtype_size(dtype_));
   if (!empty_view) {
@@ -208,7 +211,8 @@ void for_each_offset(const Shape& sizes, const Shape& strides, int64_t offset,
 void Tensor::copy_from(const Tensor& src) {
   CONVOY_CHECK(src.defined(), "copy_ from an undefined tensor");
   // Broadcast src to this shape: align trailing dims, stride 0 where src has size 1 or is missing.
-  CONVOY_CHECK(src.dim() <= dim(), "copy_: cannot broadcast ", shape_str(src.sizes()), " to ", shape_str(sizes_));
+  CONVOY_CHECK(src.dim() <= dim(), "copy_: cannot broadcast ", shape_str(src.sizes()), " to ",
+               shape_str(sizes_));
   Shape bstrides(sizes_.size(), 0);
   for (int64_t i = 0; i < src.dim(); ++i) {
     int64_t d = dim() - src.dim() + i;
@@ -232,7 +236,8 @@ void Tensor::copy_from(const Tensor& src) {
   }
   std::vector<int64_t> src_offsets;
   src_offsets.reserve(static_cast<size_t>(numel()));
-  for_each_offset(sizes_, bstrides, source.offset(), [&](int64_t, int64_t off) { src_offsets.push_back(off); });
+  for_each_offset(sizes_, bstrides, source.offset(),
+                  [&](int64_t, int64_t off) { src_offsets.push_back(off); });
   uint8_t* sbase = source.storage()->data();
   uint8_t* dbase = storage_->data();
   size_t ses = source.element_size(), des = element_size();
@@ -242,15 +247,18 @@ void Tensor::copy_from(const Tensor& src) {
   for_each_offset(sizes_, strides_, offset_, [&](int64_t i, int64_t off) {
     const uint8_t* sp = sbase + src_offsets[static_cast<size_t>(i)] * ses;
     uint8_t* dp = dbase + off * des;
-    if (same) std::memcpy(dp, sp, des);
-    else if (exact_int) store_int(dp, dtype_, load_as_int(sp, sd));
-    else store_double(dp, dtype_, load_as_double(sp, sd));
+    if (same)
+      std::memcpy(dp, sp, des);
+    else if (exact_int)
+      store_int(dp, dtype_, load_as_int(sp, sd));
+    else
+      store_double(dp, dtype_, load_as_double(sp, sd));
   });
 }
 
 int64_t Tensor::storage_index(int64_t logical_index) const {
-  CONVOY_CHECK(logical_index >= 0 && logical_index < numel(), "element ", logical_index,
-               " out of range for ", describe());
+  CONVOY_CHECK(logical_index >= 0 && logical_index < numel(), "element ", logical_index, " out of range for ",
+               describe());
   int64_t off = offset_;
   for (size_t d = sizes_.size(); d-- > 0;) {
     int64_t i = logical_index % sizes_[d];
@@ -314,57 +322,154 @@ std::string Tensor::describe() const {
 
 double load_as_double(const void* p, DType dtype) {
   switch (dtype) {
-    case DType::kUInt8: return *static_cast<const uint8_t*>(p);
-    case DType::kInt8: return *static_cast<const int8_t*>(p);
-    case DType::kInt16: { int16_t v; std::memcpy(&v, p, 2); return v; }
-    case DType::kInt32: { int32_t v; std::memcpy(&v, p, 4); return v; }
-    case DType::kInt64: { int64_t v; std::memcpy(&v, p, 8); return static_cast<double>(v); }
-    case DType::kFloat16: { uint16_t v; std::memcpy(&v, p, 2); return half_to_float(v); }
-    case DType::kBFloat16: { uint16_t v; std::memcpy(&v, p, 2); return bfloat16_to_float(v); }
-    case DType::kFloat32: { float v; std::memcpy(&v, p, 4); return v; }
-    case DType::kFloat64: { double v; std::memcpy(&v, p, 8); return v; }
-    case DType::kBool: return *static_cast<const uint8_t*>(p) != 0 ? 1.0 : 0.0;
+    case DType::kUInt8:
+      return *static_cast<const uint8_t*>(p);
+    case DType::kInt8:
+      return *static_cast<const int8_t*>(p);
+    case DType::kInt16: {
+      int16_t v;
+      std::memcpy(&v, p, 2);
+      return v;
+    }
+    case DType::kInt32: {
+      int32_t v;
+      std::memcpy(&v, p, 4);
+      return v;
+    }
+    case DType::kInt64: {
+      int64_t v;
+      std::memcpy(&v, p, 8);
+      return static_cast<double>(v);
+    }
+    case DType::kFloat16: {
+      uint16_t v;
+      std::memcpy(&v, p, 2);
+      return half_to_float(v);
+    }
+    case DType::kBFloat16: {
+      uint16_t v;
+      std::memcpy(&v, p, 2);
+      return bfloat16_to_float(v);
+    }
+    case DType::kFloat32: {
+      float v;
+      std::memcpy(&v, p, 4);
+      return v;
+    }
+    case DType::kFloat64: {
+      double v;
+      std::memcpy(&v, p, 8);
+      return v;
+    }
+    case DType::kBool:
+      return *static_cast<const uint8_t*>(p) != 0 ? 1.0 : 0.0;
   }
   return 0;
 }
 
 int64_t load_as_int(const void* p, DType dtype) {
   switch (dtype) {
-    case DType::kUInt8: return *static_cast<const uint8_t*>(p);
-    case DType::kInt8: return *static_cast<const int8_t*>(p);
-    case DType::kInt16: { int16_t v; std::memcpy(&v, p, 2); return v; }
-    case DType::kInt32: { int32_t v; std::memcpy(&v, p, 4); return v; }
-    case DType::kInt64: { int64_t v; std::memcpy(&v, p, 8); return v; }
-    case DType::kBool: return *static_cast<const uint8_t*>(p) != 0 ? 1 : 0;
-    default: return static_cast<int64_t>(load_as_double(p, dtype));
+    case DType::kUInt8:
+      return *static_cast<const uint8_t*>(p);
+    case DType::kInt8:
+      return *static_cast<const int8_t*>(p);
+    case DType::kInt16: {
+      int16_t v;
+      std::memcpy(&v, p, 2);
+      return v;
+    }
+    case DType::kInt32: {
+      int32_t v;
+      std::memcpy(&v, p, 4);
+      return v;
+    }
+    case DType::kInt64: {
+      int64_t v;
+      std::memcpy(&v, p, 8);
+      return v;
+    }
+    case DType::kBool:
+      return *static_cast<const uint8_t*>(p) != 0 ? 1 : 0;
+    default:
+      return static_cast<int64_t>(load_as_double(p, dtype));
   }
 }
 
 // Float → integer conversion truncates toward zero, as C and PyTorch do.
 void store_double(void* p, DType dtype, double v) {
   switch (dtype) {
-    case DType::kUInt8: *static_cast<uint8_t*>(p) = static_cast<uint8_t>(static_cast<int64_t>(v)); return;
-    case DType::kInt8: *static_cast<int8_t*>(p) = static_cast<int8_t>(static_cast<int64_t>(v)); return;
-    case DType::kInt16: { int16_t x = static_cast<int16_t>(static_cast<int64_t>(v)); std::memcpy(p, &x, 2); return; }
-    case DType::kInt32: { int32_t x = static_cast<int32_t>(static_cast<int64_t>(v)); std::memcpy(p, &x, 4); return; }
-    case DType::kInt64: { int64_t x = static_cast<int64_t>(v); std::memcpy(p, &x, 8); return; }
-    case DType::kFloat16: { uint16_t x = float_to_half(static_cast<float>(v)); std::memcpy(p, &x, 2); return; }
-    case DType::kBFloat16: { uint16_t x = float_to_bfloat16(static_cast<float>(v)); std::memcpy(p, &x, 2); return; }
-    case DType::kFloat32: { float x = static_cast<float>(v); std::memcpy(p, &x, 4); return; }
-    case DType::kFloat64: std::memcpy(p, &v, 8); return;
-    case DType::kBool: *static_cast<uint8_t*>(p) = v != 0.0 ? 1 : 0; return;
+    case DType::kUInt8:
+      *static_cast<uint8_t*>(p) = static_cast<uint8_t>(static_cast<int64_t>(v));
+      return;
+    case DType::kInt8:
+      *static_cast<int8_t*>(p) = static_cast<int8_t>(static_cast<int64_t>(v));
+      return;
+    case DType::kInt16: {
+      int16_t x = static_cast<int16_t>(static_cast<int64_t>(v));
+      std::memcpy(p, &x, 2);
+      return;
+    }
+    case DType::kInt32: {
+      int32_t x = static_cast<int32_t>(static_cast<int64_t>(v));
+      std::memcpy(p, &x, 4);
+      return;
+    }
+    case DType::kInt64: {
+      int64_t x = static_cast<int64_t>(v);
+      std::memcpy(p, &x, 8);
+      return;
+    }
+    case DType::kFloat16: {
+      uint16_t x = float_to_half(static_cast<float>(v));
+      std::memcpy(p, &x, 2);
+      return;
+    }
+    case DType::kBFloat16: {
+      uint16_t x = float_to_bfloat16(static_cast<float>(v));
+      std::memcpy(p, &x, 2);
+      return;
+    }
+    case DType::kFloat32: {
+      float x = static_cast<float>(v);
+      std::memcpy(p, &x, 4);
+      return;
+    }
+    case DType::kFloat64:
+      std::memcpy(p, &v, 8);
+      return;
+    case DType::kBool:
+      *static_cast<uint8_t*>(p) = v != 0.0 ? 1 : 0;
+      return;
   }
 }
 
 void store_int(void* p, DType dtype, int64_t v) {
   switch (dtype) {
-    case DType::kUInt8: *static_cast<uint8_t*>(p) = static_cast<uint8_t>(v); return;
-    case DType::kInt8: *static_cast<int8_t*>(p) = static_cast<int8_t>(v); return;
-    case DType::kInt16: { int16_t x = static_cast<int16_t>(v); std::memcpy(p, &x, 2); return; }
-    case DType::kInt32: { int32_t x = static_cast<int32_t>(v); std::memcpy(p, &x, 4); return; }
-    case DType::kInt64: std::memcpy(p, &v, 8); return;
-    case DType::kBool: *static_cast<uint8_t*>(p) = v != 0 ? 1 : 0; return;
-    default: store_double(p, dtype, static_cast<double>(v)); return;
+    case DType::kUInt8:
+      *static_cast<uint8_t*>(p) = static_cast<uint8_t>(v);
+      return;
+    case DType::kInt8:
+      *static_cast<int8_t*>(p) = static_cast<int8_t>(v);
+      return;
+    case DType::kInt16: {
+      int16_t x = static_cast<int16_t>(v);
+      std::memcpy(p, &x, 2);
+      return;
+    }
+    case DType::kInt32: {
+      int32_t x = static_cast<int32_t>(v);
+      std::memcpy(p, &x, 4);
+      return;
+    }
+    case DType::kInt64:
+      std::memcpy(p, &v, 8);
+      return;
+    case DType::kBool:
+      *static_cast<uint8_t*>(p) = v != 0 ? 1 : 0;
+      return;
+    default:
+      store_double(p, dtype, static_cast<double>(v));
+      return;
   }
 }
 

@@ -78,8 +78,8 @@ class Tensor {
 
   // A new view of the same storage (no copy); checked against the storage's size.
   Tensor as_strided(const Shape& sizes, const Shape& strides, int64_t offset) const;
-  Tensor contiguous() const;  // this if already contiguous, else a copy
-  Tensor clone() const;       // always a fresh contiguous copy
+  Tensor contiguous() const;     // this if already contiguous, else a copy
+  Tensor clone() const;          // always a fresh contiguous copy
   Tensor to(DType dtype) const;  // this if already `dtype`, else a converted copy
   // Copies `src` into this view element by element, broadcasting src to this shape and converting
   // dtypes (the semantics of Tensor.copy_).

@@ -31,7 +31,9 @@ class Graph;
 struct SourceRange {
   std::string file;
   int line = 0;
-  std::string str() const { return file.empty() ? std::string("<unknown>") : file + ":" + std::to_string(line); }
+  std::string str() const {
+    return file.empty() ? std::string("<unknown>") : file + ":" + std::to_string(line);
+  }
 };
 
 struct Value {
@@ -45,8 +47,8 @@ struct Value {
 
 class Node {
  public:
-  std::string kind;                 // "aten::linear", "prim::If"
-  const OpOverload* op = nullptr;   // resolved overload for registry ops
+  std::string kind;                // "aten::linear", "prim::If"
+  const OpOverload* op = nullptr;  // resolved overload for registry ops
   std::vector<Value*> inputs;
   std::vector<Value*> outputs;
   std::vector<std::unique_ptr<Block>> blocks;

@@ -19,8 +19,9 @@ bool has_side_effects(const Node* node) {
   const std::string& k = node->kind;
   if (is_inplace_name(k)) return true;
   static const std::set<std::string> kEffectful = {
-      "prim::RaiseException", "aten::append", "aten::insert", "aten::pop", "aten::remove", "aten::clear",
-      "aten::extend", "aten::_set_item", "aten::__setitem__", "prim::Print", "aten::warn"};
+      "prim::RaiseException", "aten::append", "aten::insert", "aten::pop",
+      "aten::remove",         "aten::clear",  "aten::extend", "aten::_set_item",
+      "aten::__setitem__",    "prim::Print",  "aten::warn"};
   if (kEffectful.count(k)) return true;
   for (const auto& b : node->blocks)
     for (const auto& n : b->nodes)
@@ -101,7 +102,8 @@ size_t fold_block(Graph& graph, Block* block) {
       // Splice the taken branch's nodes in place of the If.
       bool cond = n->inputs[0]->node->constant.to_bool();
       std::unique_ptr<Block> taken = std::move(n->blocks[cond ? 0 : 1]);
-      for (size_t o = 0; o < n->outputs.size(); ++o) replace_uses(graph.top(), n->outputs[o], taken->returns[o]);
+      for (size_t o = 0; o < n->outputs.size(); ++o)
+        replace_uses(graph.top(), n->outputs[o], taken->returns[o]);
       std::vector<std::unique_ptr<Node>> moved = std::move(taken->nodes);
       for (auto& m : moved) m->owner = block;
       block->nodes.erase(block->nodes.begin() + static_cast<std::ptrdiff_t>(i));
@@ -111,7 +113,8 @@ size_t fold_block(Graph& graph, Block* block) {
       ++changed;
       continue;
     }
-    if (!n->op || n->inputs.empty() || has_side_effects(n) || !produces_only_non_tensors(n) || folds_to_list(n))
+    if (!n->op || n->inputs.empty() || has_side_effects(n) || !produces_only_non_tensors(n) ||
+        folds_to_list(n))
       continue;
     bool all_const = true;
     for (const Value* v : n->inputs) all_const = all_const && is_constant(v);
@@ -157,15 +160,45 @@ size_t fold_constants(Graph& graph) {
 
 bool op_may_alias(const Node& node) {
   if (!node.op) return node.kind != "prim::Constant";  // structural prims pass values through
-  static const std::set<std::string> kAliasing = {
-      "aten::view",     "aten::reshape",   "aten::flatten",  "aten::permute",     "aten::transpose",
-      "aten::t",        "aten::select",    "aten::slice",    "aten::unsqueeze",   "aten::squeeze",
-      "aten::expand",   "aten::expand_as", "aten::narrow",   "aten::unbind",      "aten::chunk",
-      "aten::split",    "aten::split_with_sizes", "aten::alias", "aten::detach",  "aten::contiguous",
-      "aten::to",       "aten::type_as",   "aten::dropout",  "aten::feature_dropout", "aten::alpha_dropout",
-      "aten::view_as",  "aten::reshape_as", "aten::unflatten", "aten::movedim",   "aten::swapaxes",
-      "aten::__getitem__", "aten::numpy_T", "aten::as_strided", "aten::diagonal", "aten::unfold",
-      "aten::real",     "aten::_reshape_alias", "aten::lift_fresh", "aten::clone"};
+  static const std::set<std::string> kAliasing = {"aten::view",
+                                                  "aten::reshape",
+                                                  "aten::flatten",
+                                                  "aten::permute",
+                                                  "aten::transpose",
+                                                  "aten::t",
+                                                  "aten::select",
+                                                  "aten::slice",
+                                                  "aten::unsqueeze",
+                                                  "aten::squeeze",
+                                                  "aten::expand",
+                                                  "aten::expand_as",
+                                                  "aten::narrow",
+                                                  "aten::unbind",
+                                                  "aten::chunk",
+                                                  "aten::split",
+                                                  "aten::split_with_sizes",
+                                                  "aten::alias",
+                                                  "aten::detach",
+                                                  "aten::contiguous",
+                                                  "aten::to",
+                                                  "aten::type_as",
+                                                  "aten::dropout",
+                                                  "aten::feature_dropout",
+                                                  "aten::alpha_dropout",
+                                                  "aten::view_as",
+                                                  "aten::reshape_as",
+                                                  "aten::unflatten",
+                                                  "aten::movedim",
+                                                  "aten::swapaxes",
+                                                  "aten::__getitem__",
+                                                  "aten::numpy_T",
+                                                  "aten::as_strided",
+                                                  "aten::diagonal",
+                                                  "aten::unfold",
+                                                  "aten::real",
+                                                  "aten::_reshape_alias",
+                                                  "aten::lift_fresh",
+                                                  "aten::clone"};
   if (kAliasing.count(node.kind) || is_inplace_name(node.kind)) return true;
   // PyTorch schemas mark aliasing returns as "Tensor(a)".
   const std::string& text = node.op->schema.text;

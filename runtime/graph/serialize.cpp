@@ -18,7 +18,8 @@ namespace {
 void write_type(const Type& t, schema::Type::Builder out) {
   out.setKind(static_cast<schema::Type::Kind>(static_cast<uint16_t>(t.kind)));
   auto contained = out.initContained(static_cast<unsigned>(t.contained.size()));
-  for (size_t i = 0; i < t.contained.size(); ++i) write_type(*t.contained[i], contained[static_cast<unsigned>(i)]);
+  for (size_t i = 0; i < t.contained.size(); ++i)
+    write_type(*t.contained[i], contained[static_cast<unsigned>(i)]);
   out.setDtype(t.dtype ? static_cast<int8_t>(*t.dtype) : int8_t{-1});
   out.setHasShape(t.shape.has_value());
   if (t.shape) {
@@ -30,11 +31,14 @@ void write_type(const Type& t, schema::Type::Builder out) {
 TypePtr read_type(schema::Type::Reader in, int depth = 0) {
   CONVOY_CHECK(depth < 32, "graph message: type nested deeper than 32 levels");
   auto raw_kind = static_cast<uint16_t>(in.getKind());
-  CONVOY_CHECK(raw_kind <= static_cast<uint16_t>(TypeKind::kAny), "graph message: unknown type kind ", raw_kind);
+  CONVOY_CHECK(raw_kind <= static_cast<uint16_t>(TypeKind::kAny), "graph message: unknown type kind ",
+               raw_kind);
   auto t = std::make_shared<Type>();
   t->kind = static_cast<TypeKind>(raw_kind);
   for (auto c : in.getContained()) t->contained.push_back(read_type(c, depth + 1));
-  size_t need = t->kind == TypeKind::kList || t->kind == TypeKind::kOptional ? 1 : t->kind == TypeKind::kDict ? 2 : 0;
+  size_t need = t->kind == TypeKind::kList || t->kind == TypeKind::kOptional ? 1
+                : t->kind == TypeKind::kDict                                 ? 2
+                                                                             : 0;
   CONVOY_CHECK(t->kind == TypeKind::kTuple || t->contained.size() == need, "graph message: type ", t->str(),
                " has ", t->contained.size(), " contained types");
   if (in.getDtype() >= 0) t->dtype = dtype_from_scalar_type(in.getDtype());
@@ -64,7 +68,8 @@ void write_constant(const IValue& v, schema::Constant::Builder out) {
     auto td = out.initTensor();
     td.setDtype(static_cast<int8_t>(t.dtype()));
     auto shape = td.initShape(static_cast<unsigned>(t.dim()));
-    for (int64_t i = 0; i < t.dim(); ++i) shape.set(static_cast<unsigned>(i), t.sizes()[static_cast<size_t>(i)]);
+    for (int64_t i = 0; i < t.dim(); ++i)
+      shape.set(static_cast<unsigned>(i), t.sizes()[static_cast<size_t>(i)]);
     td.setData(kj::arrayPtr(static_cast<const kj::byte*>(t.raw_data()), t.nbytes()));
   } else if (v.is_list() || v.is_tuple()) {
     const IValueList& items = v.to_list_or_tuple();
@@ -79,26 +84,33 @@ void write_constant(const IValue& v, schema::Constant::Builder out) {
 IValue read_constant(schema::Constant::Reader in, int depth = 0) {
   CONVOY_CHECK(depth < 32, "graph message: constant nested deeper than 32 levels");
   switch (in.which()) {
-    case schema::Constant::NONE: return IValue();
-    case schema::Constant::BOOL: return IValue(in.getBool());
-    case schema::Constant::INT: return IValue(static_cast<int64_t>(in.getInt()));
-    case schema::Constant::FLOAT: return IValue(in.getFloat());
-    case schema::Constant::STRING: return IValue(std::string(in.getString().cStr()));
-    case schema::Constant::DEVICE: return IValue(Device{in.getDevice().cStr()});
+    case schema::Constant::NONE:
+      return IValue();
+    case schema::Constant::BOOL:
+      return IValue(in.getBool());
+    case schema::Constant::INT:
+      return IValue(static_cast<int64_t>(in.getInt()));
+    case schema::Constant::FLOAT:
+      return IValue(in.getFloat());
+    case schema::Constant::STRING:
+      return IValue(std::string(in.getString().cStr()));
+    case schema::Constant::DEVICE:
+      return IValue(Device{in.getDevice().cStr()});
     case schema::Constant::TENSOR: {
       auto td = in.getTensor();
       DType dtype = dtype_from_scalar_type(td.getDtype());
       Shape shape;
       for (int64_t d : td.getShape()) {
-        CONVOY_CHECK(d >= 0 && d < (int64_t{1} << 40), "graph message: tensor dimension ", d, " out of range");
+        CONVOY_CHECK(d >= 0 && d < (int64_t{1} << 40), "graph message: tensor dimension ", d,
+                     " out of range");
         shape.push_back(d);
       }
       auto data = td.getData();
       // Multiply with an overflow guard before comparing against the received byte count.
       unsigned __int128 need = dtype_size(dtype);
       for (int64_t d : shape) need *= static_cast<unsigned __int128>(d);
-      CONVOY_CHECK(need == data.size(), "graph message: tensor ", dtype_name(dtype), shape_str(shape), " needs ",
-                   static_cast<uint64_t>(need), " bytes but carries ", data.size());
+      CONVOY_CHECK(need == data.size(), "graph message: tensor ", dtype_name(dtype), shape_str(shape),
+                   " needs ", static_cast<uint64_t>(need), " bytes but carries ", data.size());
       Tensor t = Tensor::empty(shape, dtype);
       if (data.size()) std::memcpy(t.raw_data(), data.begin(), data.size());
       return IValue(t);
@@ -108,7 +120,8 @@ IValue read_constant(schema::Constant::Reader in, int depth = 0) {
       auto items_in = in.which() == schema::Constant::LIST ? in.getList() : in.getTuple();
       IValueList items;
       for (auto c : items_in) items.push_back(read_constant(c, depth + 1));
-      return in.which() == schema::Constant::LIST ? IValue::list(std::move(items)) : IValue::tuple(std::move(items));
+      return in.which() == schema::Constant::LIST ? IValue::list(std::move(items))
+                                                  : IValue::tuple(std::move(items));
     }
   }
   fail(ErrorKind::kInvalidInput, "graph message: unknown constant kind");
@@ -116,7 +129,8 @@ IValue read_constant(schema::Constant::Reader in, int depth = 0) {
 
 template <typename List>
 void write_ids(const std::vector<Value*>& values, List out) {
-  for (size_t i = 0; i < values.size(); ++i) out.set(static_cast<unsigned>(i), static_cast<uint32_t>(values[i]->id));
+  for (size_t i = 0; i < values.size(); ++i)
+    out.set(static_cast<unsigned>(i), static_cast<uint32_t>(values[i]->id));
 }
 
 void write_block(const Block& block, schema::Block::Builder out) {
@@ -141,19 +155,21 @@ void write_block(const Block& block, schema::Block::Builder out) {
 struct Reader {
   Graph& graph;
   const OpRegistry& registry;
-  std::vector<Value*> by_id;        // message id → value in the new graph
-  std::vector<bool> defined;        // each id is defined exactly once
+  std::vector<Value*> by_id;  // message id → value in the new graph
+  std::vector<bool> defined;  // each id is defined exactly once
   std::vector<TypePtr> types;
   std::vector<std::string> names;
 
   Value* define(uint32_t id, Block* param_block) {
-    CONVOY_CHECK(id < by_id.size(), "graph message: value id ", id, " out of range (", by_id.size(), " values)");
+    CONVOY_CHECK(id < by_id.size(), "graph message: value id ", id, " out of range (", by_id.size(),
+                 " values)");
     CONVOY_CHECK(!defined[id], "graph message: value %", id, " defined twice");
     defined[id] = true;
     return by_id[id];
   }
   Value* use(uint32_t id) {
-    CONVOY_CHECK(id < by_id.size() && defined[id], "graph message: value %", id, " used before its definition");
+    CONVOY_CHECK(id < by_id.size() && defined[id], "graph message: value %", id,
+                 " used before its definition");
     return by_id[id];
   }
 
@@ -174,8 +190,8 @@ struct Reader {
       node->source = SourceRange{nin.getSourceFile().cStr(), static_cast<int>(nin.getSourceLine())};
       if (!is_structural_prim(kind)) {
         node->op = registry.find(kind, overload);
-        CONVOY_CHECK(node->op != nullptr, "graph message: unknown op '", kind, overload.empty() ? "" : ".", overload,
-                     "'");
+        CONVOY_CHECK(node->op != nullptr, "graph message: unknown op '", kind, overload.empty() ? "" : ".",
+                     overload, "'");
       }
       for (uint32_t id : nin.getInputs()) node->inputs.push_back(use(id));
       for (auto bin : nin.getBlocks()) {
@@ -190,11 +206,13 @@ struct Reader {
         node->outputs.push_back(v);
       }
       if (kind == "prim::Constant") {
-        CONVOY_CHECK(node->outputs.size() == 1 && node->inputs.empty(), "graph message: malformed prim::Constant");
+        CONVOY_CHECK(node->outputs.size() == 1 && node->inputs.empty(),
+                     "graph message: malformed prim::Constant");
         node->constant = read_constant(nin.getConstant());
       }
       if (kind == "prim::If")
-        CONVOY_CHECK(node->blocks.size() == 2 && node->inputs.size() == 1, "graph message: malformed prim::If");
+        CONVOY_CHECK(node->blocks.size() == 2 && node->inputs.size() == 1,
+                     "graph message: malformed prim::If");
       if (kind == "prim::Loop")
         CONVOY_CHECK(node->blocks.size() == 1 && node->inputs.size() >= 2 &&
                          node->blocks[0]->params.size() == node->inputs.size() - 1 &&
@@ -203,8 +221,8 @@ struct Reader {
       if (node->op)
         CONVOY_CHECK(node->inputs.size() == node->op->schema.arguments.size() &&
                          node->outputs.size() == node->op->schema.returns.size(),
-                     "graph message: ", node->op->schema.full_name(), " with ", node->inputs.size(), " inputs and ",
-                     node->outputs.size(), " outputs does not match its schema");
+                     "graph message: ", node->op->schema.full_name(), " with ", node->inputs.size(),
+                     " inputs and ", node->outputs.size(), " outputs does not match its schema");
       block->nodes.push_back(std::move(node));
     }
     for (uint32_t id : in.getReturns()) block->returns.push_back(use(id));
@@ -249,7 +267,8 @@ std::vector<uint8_t> serialize_graph(const Graph& graph) {
 }
 
 std::unique_ptr<Graph> deserialize_graph(const uint8_t* data, size_t size, const OpRegistry& registry) {
-  CONVOY_CHECK(size % sizeof(capnp::word) == 0, "graph message: ", size, " bytes is not a whole number of words");
+  CONVOY_CHECK(size % sizeof(capnp::word) == 0, "graph message: ", size,
+               " bytes is not a whole number of words");
   // Copy into aligned words: the received buffer need not be 8-byte aligned.
   kj::Array<capnp::word> words = kj::heapArray<capnp::word>(size / sizeof(capnp::word));
   std::memcpy(words.begin(), data, size);

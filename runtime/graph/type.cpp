@@ -17,11 +17,11 @@ TypePtr make(TypeKind kind, std::vector<TypePtr> contained = {}) {
 
 TypePtr singleton(TypeKind kind) {
   // One shared instance per simple kind; types are immutable once built.
-  static const TypePtr kTypes[] = {
-      make(TypeKind::kTensor), make(TypeKind::kInt),    make(TypeKind::kFloat),  make(TypeKind::kBool),
-      make(TypeKind::kNumber), make(TypeKind::kNone),   make(TypeKind::kString), make(TypeKind::kDevice),
-      make(TypeKind::kList),   make(TypeKind::kTuple),  make(TypeKind::kOptional), make(TypeKind::kDict),
-      make(TypeKind::kAny)};
+  static const TypePtr kTypes[] = {make(TypeKind::kTensor), make(TypeKind::kInt),      make(TypeKind::kFloat),
+                                   make(TypeKind::kBool),   make(TypeKind::kNumber),   make(TypeKind::kNone),
+                                   make(TypeKind::kString), make(TypeKind::kDevice),   make(TypeKind::kList),
+                                   make(TypeKind::kTuple),  make(TypeKind::kOptional), make(TypeKind::kDict),
+                                   make(TypeKind::kAny)};
   return kTypes[static_cast<int>(kind)];
 }
 
@@ -50,7 +50,9 @@ TypePtr Type::optional(TypePtr elem) {
   if (elem->is(TypeKind::kOptional) || elem->is(TypeKind::kNone) || elem->is(TypeKind::kAny)) return elem;
   return make(TypeKind::kOptional, {std::move(elem)});
 }
-TypePtr Type::dict(TypePtr key, TypePtr value) { return make(TypeKind::kDict, {std::move(key), std::move(value)}); }
+TypePtr Type::dict(TypePtr key, TypePtr value) {
+  return make(TypeKind::kDict, {std::move(key), std::move(value)});
+}
 
 std::string Type::str() const {
   switch (kind) {
@@ -71,16 +73,26 @@ std::string Type::str() const {
       }
       return s;
     }
-    case TypeKind::kInt: return "int";
-    case TypeKind::kFloat: return "float";
-    case TypeKind::kBool: return "bool";
-    case TypeKind::kNumber: return "Scalar";
-    case TypeKind::kNone: return "None";
-    case TypeKind::kString: return "str";
-    case TypeKind::kDevice: return "Device";
-    case TypeKind::kList: return contained.empty() ? "list" : elem()->str() + "[]";
-    case TypeKind::kOptional: return elem()->str() + "?";
-    case TypeKind::kDict: return "Dict(" + contained[0]->str() + ", " + contained[1]->str() + ")";
+    case TypeKind::kInt:
+      return "int";
+    case TypeKind::kFloat:
+      return "float";
+    case TypeKind::kBool:
+      return "bool";
+    case TypeKind::kNumber:
+      return "Scalar";
+    case TypeKind::kNone:
+      return "None";
+    case TypeKind::kString:
+      return "str";
+    case TypeKind::kDevice:
+      return "Device";
+    case TypeKind::kList:
+      return contained.empty() ? "list" : elem()->str() + "[]";
+    case TypeKind::kOptional:
+      return elem()->str() + "?";
+    case TypeKind::kDict:
+      return "Dict(" + contained[0]->str() + ", " + contained[1]->str() + ")";
     case TypeKind::kTuple: {
       std::string s = "(";
       for (size_t i = 0; i < contained.size(); ++i) {
@@ -89,7 +101,8 @@ std::string Type::str() const {
       }
       return s + (contained.size() == 1 ? ",)" : ")");
     }
-    case TypeKind::kAny: return "Any";
+    case TypeKind::kAny:
+      return "Any";
   }
   return "?";
 }
@@ -99,7 +112,8 @@ bool type_accepts(const Type& formal, const Type& actual, bool allow_conversions
   switch (formal.kind) {
     case TypeKind::kOptional:
       if (actual.is(TypeKind::kNone)) return true;
-      if (actual.is(TypeKind::kOptional)) return type_accepts(*formal.elem(), *actual.elem(), allow_conversions);
+      if (actual.is(TypeKind::kOptional))
+        return type_accepts(*formal.elem(), *actual.elem(), allow_conversions);
       return type_accepts(*formal.elem(), actual, allow_conversions);
     case TypeKind::kFloat:
       return actual.is(TypeKind::kFloat) || (allow_conversions && actual.is(TypeKind::kInt));
@@ -136,7 +150,8 @@ class TypeParser {
   TypePtr parse_all() {
     TypePtr t = parse();
     skip_space();
-    CONVOY_CHECK(pos_ == text_.size(), "cannot parse type '", text_, "': unexpected '", text_.substr(pos_), "'");
+    CONVOY_CHECK(pos_ == text_.size(), "cannot parse type '", text_, "': unexpected '", text_.substr(pos_),
+                 "'");
     return t;
   }
 
@@ -158,8 +173,8 @@ class TypeParser {
   std::string name() {
     skip_space();
     size_t start = pos_;
-    while (pos_ < text_.size() && (std::isalnum(static_cast<unsigned char>(text_[pos_])) || text_[pos_] == '_' ||
-                                   text_[pos_] == '.'))
+    while (pos_ < text_.size() && (std::isalnum(static_cast<unsigned char>(text_[pos_])) ||
+                                   text_[pos_] == '_' || text_[pos_] == '.'))
       ++pos_;
     CONVOY_CHECK(pos_ > start, "cannot parse type '", text_, "': expected a type name at offset ", start);
     return text_.substr(start, pos_ - start);

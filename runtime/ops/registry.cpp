@@ -48,8 +48,14 @@ std::vector<std::string> split_top_level(const std::string& s) {
 // Named constants that appear as defaults in PyTorch schemas.
 bool named_default(const std::string& text, IValue& out) {
   static const std::pair<const char*, int64_t> kNames[] = {
-      {"contiguous_format", 0}, {"preserve_format", 1}, {"channels_last", 2}, {"channels_last_3d", 3},
-      {"strided", 0},           {"long", 4},            {"float", 6},         {"Mean", 1},
+      {"contiguous_format", 0},
+      {"preserve_format", 1},
+      {"channels_last", 2},
+      {"channels_last_3d", 3},
+      {"strided", 0},
+      {"long", 4},
+      {"float", 6},
+      {"Mean", 1},
       {"Sum", 2},
   };
   for (const auto& [name, value] : kNames) {
@@ -155,7 +161,8 @@ Argument parse_argument(const std::string& text, const std::string& schema, bool
   }
   // "int[2]": remember the fixed size for single-int broadcasting.
   size_t lb = type_text.find('[');
-  if (lb != std::string::npos && lb + 1 < type_text.size() && std::isdigit(static_cast<unsigned char>(type_text[lb + 1])))
+  if (lb != std::string::npos && lb + 1 < type_text.size() &&
+      std::isdigit(static_cast<unsigned char>(type_text[lb + 1])))
     arg.fixed_list_size = std::atoi(type_text.c_str() + lb + 1);
   try {
     arg.type = parse_type(type_text);

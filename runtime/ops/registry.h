@@ -46,8 +46,8 @@ using Kernel = std::function<IValueList(IValueList& args)>;
 // Given the static types of the arguments (refined with dtype/shape where known) and the constant
 // values of the arguments that are constants (nullptr otherwise), returns the static types of the
 // returns. Optional: without one the return types come from the schema.
-using InferFn =
-    std::function<std::vector<TypePtr>(const std::vector<TypePtr>& args, const std::vector<const IValue*>& constants)>;
+using InferFn = std::function<std::vector<TypePtr>(const std::vector<TypePtr>& args,
+                                                   const std::vector<const IValue*>& constants)>;
 
 struct OpOverload {
   Schema schema;

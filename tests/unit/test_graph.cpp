@@ -29,7 +29,8 @@ OpRegistry test_registry() {
     for (size_t i = 0; i < v.size(); ++i) out.set_double(static_cast<int64_t>(i), v[i] * a[1].to_double());
     return IValueList{IValue(out)};
   };
-  r.add("aten::mul.Scalar(Tensor self, Scalar other) -> Tensor", [=](IValueList& a) { return mul_scalar(a, false); });
+  r.add("aten::mul.Scalar(Tensor self, Scalar other) -> Tensor",
+        [=](IValueList& a) { return mul_scalar(a, false); });
   r.add("aten::mul_.Scalar(Tensor(a!) self, Scalar other) -> Tensor(a!)",
         [=](IValueList& a) { return mul_scalar(a, true); });
   r.add("aten::neg(Tensor self) -> Tensor", [](IValueList& a) {
@@ -154,9 +155,9 @@ TEST_CASE("the executor runs ops, branches and loops, and names the failing op",
   Value* t2 = g2.top()->add_param(Type::tensor(), "t");
   Node* bad = op_node(g2.top(), r, "aten::size", "int", {t2, g2.constant(IValue(5))});
   g2.top()->returns = {bad->outputs[0]};
-  CHECK_THROWS_WITH(ReferenceExecutor(g2).run({IValue(in)}),
-                    Catch::Contains("code/__torch__.py:7") && Catch::Contains("aten::size.int") &&
-                        Catch::Contains("dimension 5 out of range"));
+  CHECK_THROWS_WITH(ReferenceExecutor(g2).run({IValue(in)}), Catch::Contains("code/__torch__.py:7") &&
+                                                                 Catch::Contains("aten::size.int") &&
+                                                                 Catch::Contains("dimension 5 out of range"));
   // The wire format round-trips the structure exactly and the result runs the same.
   std::vector<uint8_t> bytes = serialize_graph(g);
   std::unique_ptr<Graph> back = deserialize_graph(bytes.data(), bytes.size(), r);
@@ -170,8 +171,8 @@ TEST_CASE("a node without a kernel is refused before anything runs", "[executor]
   Value* x = g.top()->add_param(Type::tensor(), "x");
   Node* n = g.top()->append("aten::frobnicate", {x}, 1, SourceRange{"code/__torch__/m.py", 12});
   g.top()->returns = {n->outputs[0]};
-  CHECK_THROWS_WITH(ReferenceExecutor(g), Catch::Contains("code/__torch__/m.py:12") &&
-                                              Catch::Contains("aten::frobnicate"));
+  CHECK_THROWS_WITH(ReferenceExecutor(g),
+                    Catch::Contains("code/__torch__/m.py:12") && Catch::Contains("aten::frobnicate"));
 }
 
 TEST_CASE("passes fold shape arithmetic, drop dead code and un-inplace safe ops", "[passes]") {
@@ -180,9 +181,9 @@ TEST_CASE("passes fold shape arithmetic, drop dead code and un-inplace safe ops"
   Value* x = g.top()->add_param(Type::tensor(), "x");
   Value* w = g.constant(IValue(Tensor::from_doubles({2, 3}, DType::kFloat32, {1, 2, 3, 4, 5, 6})));
   Value* one = g.constant(IValue(1));
-  Node* sz = op_node(g.top(), r, "aten::size", "int", {w, one});            // 3, foldable
+  Node* sz = op_node(g.top(), r, "aten::size", "int", {w, one});               // 3, foldable
   Node* sum = op_node(g.top(), r, "aten::add", "int", {sz->outputs[0], one});  // 4, foldable
-  Node* dead = op_node(g.top(), r, "aten::neg", "", {x});                   // unused
+  Node* dead = op_node(g.top(), r, "aten::neg", "", {x});                      // unused
   (void)dead;
   Node* fresh = op_node(g.top(), r, "aten::neg", "", {x});
   Node* inplace = op_node(g.top(), r, "aten::mul_", "Scalar", {fresh->outputs[0], sum->outputs[0]});
@@ -217,10 +218,12 @@ TEST_CASE("malformed graph messages are refused with a reason, never a crash", "
   Node* n = op_node(g.top(), r, "aten::neg", "", {x});
   g.top()->returns = {n->outputs[0]};
   std::vector<uint8_t> bytes = serialize_graph(g);
-  CHECK_THROWS_WITH(deserialize_graph(bytes.data(), bytes.size() - 3, r), Catch::Contains("whole number of words"));
+  CHECK_THROWS_WITH(deserialize_graph(bytes.data(), bytes.size() - 3, r),
+                    Catch::Contains("whole number of words"));
   CHECK_THROWS_AS(deserialize_graph(bytes.data(), bytes.size() - 8, r), Error);
   OpRegistry empty;
-  CHECK_THROWS_WITH(deserialize_graph(bytes.data(), bytes.size(), empty), Catch::Contains("unknown op 'aten::neg'"));
+  CHECK_THROWS_WITH(deserialize_graph(bytes.data(), bytes.size(), empty),
+                    Catch::Contains("unknown op 'aten::neg'"));
   // Flip every byte in turn: each result either parses to a valid graph or is an Error.
   for (size_t i = 0; i < bytes.size(); ++i) {
     std::vector<uint8_t> bad = bytes;

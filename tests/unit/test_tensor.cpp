@@ -12,10 +12,10 @@ TEST_CASE("half and bfloat16 conversions round to nearest even", "[dtype]") {
   CHECK(float_to_half(1.0f) == 0x3c00);
   CHECK(float_to_half(-2.0f) == 0xc000);
   CHECK(float_to_half(65504.0f) == 0x7bff);
-  CHECK(float_to_half(65520.0f) == 0x7c00);  // rounds up to inf
+  CHECK(float_to_half(65520.0f) == 0x7c00);                // rounds up to inf
   CHECK(float_to_half(5.960464477539063e-08f) == 0x0001);  // smallest subnormal
-  CHECK(float_to_half(1.0f + 1.0f / 2048) == 0x3c00);       // tie → even
-  CHECK(float_to_half(1.0f + 3.0f / 2048) == 0x3c02);       // tie → even (up)
+  CHECK(float_to_half(1.0f + 1.0f / 2048) == 0x3c00);      // tie → even
+  CHECK(float_to_half(1.0f + 3.0f / 2048) == 0x3c02);      // tie → even (up)
   CHECK(half_to_float(0x3555) == Approx(0.333251953125f));
   CHECK(half_to_float(0x0001) == Approx(5.960464477539063e-08f));
   CHECK(std::isinf(half_to_float(0x7c00)));

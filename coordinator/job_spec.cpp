@@ -1,0 +1,76 @@
+#include "coordinator/job_spec.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+#include <set>
+
+#include "runtime/error.h"
+
+namespace convoy {
+
+namespace {
+
+std::string where(const std::string& file, const YAML::Node& node) {
+  YAML::Mark mark = node.Mark();
+  return mark.line >= 0 ? file + ":" + std::to_string(mark.line + 1) : file;
+}
+
+std::string resolve(const std::filesystem::path& base, const std::string& p) {
+  std::filesystem::path path(p);
+  return (path.is_absolute() ? path : base / path).lexically_normal().string();
+}
+
+std::string scalar_string(const std::string& file, const YAML::Node& node, const std::string& key) {
+  CONVOY_CHECK(node.IsScalar(), where(file, node), ": '", key, "' must be a string (a path)");
+  std::string s = node.as<std::string>();
+  CONVOY_CHECK(!s.empty(), where(file, node), ": '", key, "' is empty");
+  return s;
+}
+
+}  // namespace
+
+JobSpec load_job_spec(const std::string& path) {
+  CONVOY_CHECK_KIND(kIo, std::filesystem::is_regular_file(path), path, ": job file not found");
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::Exception& e) {
+    fail(ErrorKind::kInvalidInput, path, ":", e.mark.line + 1, ": invalid YAML: ", e.msg);
+  }
+  CONVOY_CHECK(root.IsMap(), path,
+               ": a job file must be a mapping with keys model, inputs, output, batch_size");
+  static const std::set<std::string> kKeys = {"model", "inputs", "output", "batch_size"};
+  for (const auto& kv : root) {
+    std::string key = kv.first.as<std::string>();
+    CONVOY_CHECK(kKeys.count(key), where(path, kv.first), ": unknown key '", key,
+                 "' (expected one of: model, inputs, output, batch_size)");
+  }
+  for (const char* key : {"model", "inputs", "output", "batch_size"})
+    CONVOY_CHECK(root[key], path, ": missing required key '", key, "'");
+
+  std::filesystem::path base = std::filesystem::absolute(path).parent_path();
+  JobSpec spec;
+  spec.job_file = path;
+  spec.model = resolve(base, scalar_string(path, root["model"], "model"));
+  spec.output = resolve(base, scalar_string(path, root["output"], "output"));
+
+  YAML::Node inputs = root["inputs"];
+  CONVOY_CHECK(inputs.IsSequence(), where(path, inputs), ": 'inputs' must be a list of .npy paths");
+  CONVOY_CHECK(inputs.size() > 0, where(path, inputs), ": 'inputs' is empty");
+  for (const auto& item : inputs) spec.inputs.push_back(resolve(base, scalar_string(path, item, "inputs")));
+
+  YAML::Node bs = root["batch_size"];
+  try {
+    CONVOY_CHECK(bs.IsScalar(), where(path, bs), ": 'batch_size' must be a positive integer");
+    spec.batch_size = bs.as<int64_t>();
+  } catch (const YAML::Exception&) {
+    fail(ErrorKind::kInvalidInput, where(path, bs), ": 'batch_size' must be a positive integer, not '",
+         bs.as<std::string>(), "'");
+  }
+  CONVOY_CHECK(spec.batch_size > 0, where(path, bs), ": 'batch_size' must be a positive integer, not ",
+               spec.batch_size);
+  return spec;
+}
+
+}  // namespace convoy

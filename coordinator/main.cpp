@@ -1,0 +1,120 @@
+// convoy-coordinator: inspect a model, or run a batch job.
+//   convoy-coordinator inspect MODEL.pt [--no-passes] [--wire]
+//   convoy-coordinator run JOB.yaml [--workers N] [--backend reference]
+// Errors print one line "error: <message>" on stderr; exit 1 for a failed command, 2 for misuse.
+#include <cstring>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "coordinator/job_spec.h"
+#include "coordinator/local_runner.h"
+#include "runtime/error.h"
+#include "runtime/graph/serialize.h"
+#include "runtime/model.h"
+#include "runtime/ops/registry.h"
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage:\n"
+    "  convoy-coordinator inspect MODEL.pt [--no-passes] [--wire]\n"
+    "      print the lowered graph and an op summary (--wire: also the size of its Cap'n Proto form)\n"
+    "  convoy-coordinator run JOB.yaml [--workers 0] [--backend reference]\n"
+    "      run a batch job on this machine and write output_<i>.npy into the job's output folder\n";
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+int cmd_inspect(const std::vector<std::string>& args) {
+  std::string path;
+  convoy::LoadOptions options;
+  bool wire = false;
+  for (const std::string& a : args) {
+    if (a == "--no-passes")
+      options.run_passes = false;
+    else if (a == "--wire")
+      wire = true;
+    else if (!a.empty() && a[0] == '-')
+      throw UsageError("inspect: unknown option " + a);
+    else if (path.empty())
+      path = a;
+    else
+      throw UsageError("inspect: more than one model given");
+  }
+  if (path.empty()) throw UsageError("inspect: no model given");
+  convoy::OpRegistry registry = convoy::make_default_registry();
+  convoy::Model model = convoy::load_model(path, registry, options);
+  std::cout << convoy::print_graph(*model.graph);
+  std::cout << "\nops: " << convoy::op_summary(*model.graph) << "\n";
+  if (wire) std::cout << "wire: " << convoy::serialize_graph(*model.graph).size() << " bytes\n";
+  return 0;
+}
+
+int cmd_run(const std::vector<std::string>& args) {
+  std::string job_path;
+  long workers = 0;
+  std::string backend = "reference";
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&]() -> std::string {
+      if (i + 1 >= args.size()) throw UsageError("run: " + a + " needs a value");
+      return args[++i];
+    };
+    if (a == "--workers") {
+      std::string v = value();
+      char* end = nullptr;
+      workers = std::strtol(v.c_str(), &end, 10);
+      if (v.empty() || *end || workers < 0)
+        throw UsageError("run: --workers takes a number >= 0, not '" + v + "'");
+    } else if (a == "--backend") {
+      backend = value();
+    } else if (!a.empty() && a[0] == '-') {
+      throw UsageError("run: unknown option " + a);
+    } else if (job_path.empty()) {
+      job_path = a;
+    } else {
+      throw UsageError("run: more than one job file given");
+    }
+  }
+  if (job_path.empty()) throw UsageError("run: no job file given");
+  if (backend != "reference")
+    throw UsageError("run: unknown backend '" + backend + "' (this build has: reference)");
+  if (workers != 0)
+    throw UsageError(
+        "run: this build runs jobs in-process only (--workers 0); worker daemons are not built yet");
+  convoy::JobSpec job = convoy::load_job_spec(job_path);
+  convoy::OpRegistry registry = convoy::make_default_registry();
+  convoy::JobResult r = convoy::run_job_in_process(job, registry, &std::cerr);
+  std::cout << "done: " << r.samples << " samples in " << r.micro_batches << " micro-batches, " << r.outputs
+            << " output(s) in " << job.output << " (load " << r.load_seconds << " s, run " << r.run_seconds
+            << " s)\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    std::cout << kUsage;
+    return args.empty() ? 2 : 0;
+  }
+  std::string command = args[0];
+  args.erase(args.begin());
+  try {
+    if (command == "inspect") return cmd_inspect(args);
+    if (command == "run") return cmd_run(args);
+    throw UsageError("unknown command '" + command + "'");
+  } catch (const UsageError& e) {
+    std::cerr << "error: " << e.what() << "\n" << kUsage;
+    return 2;
+  } catch (const convoy::Error& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+    return 1;
+  }
+}
