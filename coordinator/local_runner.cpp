@@ -36,7 +36,9 @@ void flatten_outputs(const IValue& v, std::vector<Tensor>& out, const std::strin
 JobResult run_job_in_process(const JobSpec& job, const OpRegistry& registry, std::ostream* progress) {
   JobResult result;
   auto t_load = std::chrono::steady_clock::now();
-  Model model = load_model(job.model, registry);
+  LoadOptions options;
+  options.num_inputs = static_cast<int>(job.inputs.size());  // later parameters take their defaults
+  Model model = load_model(job.model, registry, options);
   ReferenceExecutor executor(*model.graph);
   result.load_seconds = seconds_since(t_load);
 

@@ -16,7 +16,9 @@ Model load_model(const std::string& path, const OpRegistry& registry, const Load
   model.path = path;
   auto archive = std::make_shared<Archive>(load_archive(path));
   try {
-    model.graph = lower_module(*archive, registry, "forward");
+    LoweringOptions lowering;
+    lowering.num_inputs = options.num_inputs;
+    model.graph = lower_module(*archive, registry, lowering);
   } catch (const Error& e) {
     fail(e.kind(), path, ": ", e.what());
   }

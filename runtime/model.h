@@ -15,6 +15,9 @@ struct Archive;
 
 struct LoadOptions {
   bool run_passes = true;  // in-place rewriting, constant folding, dead-code elimination
+  // How many of forward()'s parameters (after self) the caller supplies; the rest take their
+  // defaults (an error naming the parameter if one has none). -1: all of them.
+  int num_inputs = -1;
 };
 
 struct Model {

@@ -183,10 +183,16 @@ class TypeParser {
   TypePtr parse() {
     std::string n = name();
     TypePtr t;
+    bool schema_dict = false;
+    if (n == "Dict") {
+      skip_space();
+      schema_dict = pos_ < text_.size() && text_[pos_] == '(';  // schema notation "Dict(str, t)"
+    }
     if (n == "List" || n == "Optional" || n == "Tuple" || n == "Dict") {
       std::vector<TypePtr> args;
-      expect('[');
-      if (!eat(']')) {
+      char close = schema_dict ? ')' : ']';
+      expect(schema_dict ? '(' : '[');
+      if (!eat(close)) {
         do {
           // "Tuple[()]" is the empty tuple.
           if (eat('(')) {
@@ -195,7 +201,7 @@ class TypeParser {
           }
           args.push_back(parse());
         } while (eat(','));
-        expect(']');
+        expect(close);
       }
       if (n == "List") {
         CONVOY_CHECK(args.size() == 1, "List[] takes one type in '", text_, "'");

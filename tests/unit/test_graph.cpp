@@ -103,6 +103,9 @@ TEST_CASE("types parse from annotations and accept what TorchScript accepts", "[
   CHECK(parse_type("List[Optional[Tensor]]")->str() == "Tensor?[]");
   CHECK(parse_type("Tuple[Tensor, int]")->str() == "(Tensor, int)");
   CHECK(parse_type("Dict[str, Tensor]")->is(TypeKind::kDict));
+  CHECK(parse_type("Dict(str, t)")->str() == "Dict(str, Any)");  // schema notation
+  CHECK(parse_schema("aten::__getitem__.Dict_str(Dict(str, t) self, str key) -> t(*)").arguments[0].type->is(
+      TypeKind::kDict));
   CHECK(parse_type("__torch__.torch.nn.modules.linear.Linear")->is(TypeKind::kAny));
   CHECK(type_accepts(*parse_type("float"), *Type::integer()));
   CHECK_FALSE(type_accepts(*parse_type("float"), *Type::integer(), false));
