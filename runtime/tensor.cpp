@@ -51,7 +51,12 @@ std::shared_ptr<Storage> Storage::allocate(size_t nbytes) {
 }
 
 Tensor Tensor::empty(const Shape& sizes, DType dtype) {
-  for (int64_t d : sizes) CONVOY_CHECK(d >= 0, "negative dimension in shape ", shape_str(sizes));
+  int64_t bytes = static_cast<int64_t>(dtype_size(dtype));
+  for (int64_t d : sizes) {
+    CONVOY_CHECK(d >= 0, "negative dimension in shape ", shape_str(sizes));
+    CONVOY_CHECK(!__builtin_mul_overflow(bytes, d, &bytes), "shape ", shape_str(sizes), " of ", dtype_name(dtype),
+                 " overflows a 64-bit byte count");
+  }
   Tensor t;
   t.storage_ = Storage::allocate(static_cast<size_t>(shape_numel(sizes)) * dtype_size(dtype));
   t.dtype_ = dtype;
@@ -150,10 +155,9 @@ Tensor Tensor::as_strided(const Shape& sizes, const Shape& strides, int64_t offs
     CONVOY_CHECK(std::llabs(strides[i]) <= std::numeric_limits<int64_t>::max() / sizes[i], "stride ",
                  strides[i], " times size ", sizes[i], " overflows");
     int64_t span = strides[i] * (sizes[i] - 1);
-    if (span < 0)
-      lo += span;
-    else
-      hi += span;
+    int64_t& bound = span < 0 ? lo : hi;
+    CONVOY_CHECK(!__builtin_add_overflow(bound, span, &bound), "view with sizes ", shape_str(sizes),
+                 " and strides ", shape_str(strides), " overflows its element range");
   }
   int64_t capacity = static_cast<int64_t>(storage_->nbytes() / dtype_size(dtype_));
   if (!empty_view) {

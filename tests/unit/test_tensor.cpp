@@ -67,6 +67,9 @@ TEST_CASE("views outside their storage are refused with the numbers involved", "
   CHECK_THROWS_WITH(t.as_strided({3}, {-2}, 1), Catch::Contains("reaches element -3"));
   CHECK_NOTHROW(t.as_strided({0, 100}, {1000, 1000}, 0));  // empty views touch nothing
   CHECK_THROWS_AS(t.as_strided({2, 4611686018427387904}, {4611686018427387904, 2}, 0), Error);
+  CHECK_THROWS_AS(t.as_strided({3, 3}, {4611686018427387903, 4611686018427387903}, 0), Error);
+  CHECK_THROWS_WITH(Tensor::empty({int64_t{1} << 40, int64_t{1} << 40}, DType::kFloat32),
+                    Catch::Contains("overflows"));
 }
 
 TEST_CASE("conversions truncate toward zero and items check their element count", "[tensor]") {
