@@ -121,8 +121,14 @@ Tensor Tensor::from_ints(const Shape& sizes, DType dtype, const std::vector<int6
   return t;
 }
 
-int64_t Tensor::size(int64_t d) const { return sizes_[wrap_dim(d, dim(), "size")]; }
-int64_t Tensor::stride(int64_t d) const { return strides_[wrap_dim(d, dim(), "stride")]; }
+int64_t Tensor::size(int64_t d) const {
+  CONVOY_CHECK(dim() > 0, "size(", d, ") of a 0-dim tensor: it has no dimensions");
+  return sizes_[wrap_dim(d, dim(), "size")];
+}
+int64_t Tensor::stride(int64_t d) const {
+  CONVOY_CHECK(dim() > 0, "stride(", d, ") of a 0-dim tensor: it has no dimensions");
+  return strides_[wrap_dim(d, dim(), "stride")];
+}
 
 bool Tensor::is_contiguous() const {
   int64_t expected = 1;

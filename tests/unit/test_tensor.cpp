@@ -78,6 +78,7 @@ TEST_CASE("conversions truncate toward zero and items check their element count"
   CHECK(f.to(DType::kBool).to_ints() == std::vector<int64_t>{1, 1, 1});
   CHECK_THROWS_WITH(f.item_double(), Catch::Contains("3 elements"));
   CHECK(Tensor::scalar_int(-5).item_int() == -5);
+  CHECK_THROWS_WITH(Tensor::scalar_int(1).size(0), Catch::Contains("0-dim"));
   Tensor h = f.to(DType::kFloat16);
   CHECK(h.to_doubles()[0] == Approx(-1.7).epsilon(1e-3));
   CHECK(f.to(DType::kBFloat16).to_doubles()[2] == Approx(3.9).epsilon(1e-2));
