@@ -2,8 +2,12 @@
 
 #include <chrono>
 #include <filesystem>
+#include <memory>
 #include <ostream>
 
+#include "opencl/device.h"
+#include "opencl/executor.h"
+#include "opencl/ops/nn.h"
 #include "runtime/error.h"
 #include "runtime/executor.h"
 #include "runtime/model.h"
@@ -33,13 +37,41 @@ void flatten_outputs(const IValue& v, std::vector<Tensor>& out, const std::strin
 
 }  // namespace
 
-JobResult run_job_in_process(const JobSpec& job, const OpRegistry& registry, std::ostream* progress) {
+JobResult run_job_in_process(const JobSpec& job, const OpRegistry& registry, std::ostream* progress,
+                             const RunOptions& run_options) {
   JobResult result;
   auto t_load = std::chrono::steady_clock::now();
   LoadOptions options;
   options.num_inputs = static_cast<int>(job.inputs.size());  // later parameters take their defaults
   Model model = load_model(job.model, registry, options);
-  ReferenceExecutor executor(*model.graph);
+  std::unique_ptr<ReferenceExecutor> reference;
+  std::unique_ptr<opencl::Device> device;
+  std::unique_ptr<opencl::OpenCLExecutor> accelerated;
+  if (run_options.backend == "opencl") {
+    try {
+      device = opencl::Device::open(run_options.device);
+    } catch (const Error& e) {
+      if (opencl::enumerate_devices().empty())
+        fail(e.kind(), e.what(), " (--backend reference runs on the CPU without OpenCL)");
+      throw;
+    }
+    // conv → batch_norm → activation chains become one node the OpenCL backend runs as one convolution.
+    opencl::fuse_conv_batch_norm_activation(*model.graph);
+    if (progress)
+      *progress << "OpenCL device " << device->info().index << ": " << device->info().name << "\n";
+    try {
+      accelerated = std::make_unique<opencl::OpenCLExecutor>(*model.graph, *device);
+    } catch (const Error& e) {
+      fail(e.kind(), job.model, ": ", e.what());
+    }
+  } else {
+    CONVOY_CHECK(run_options.backend == "reference", "unknown backend '", run_options.backend,
+                 "' (this build has: opencl, reference)");
+    reference = std::make_unique<ReferenceExecutor>(*model.graph);
+  }
+  auto run_model = [&](const std::vector<IValue>& args) {
+    return accelerated ? accelerated->run(args) : reference->run(args);
+  };
   result.load_seconds = seconds_since(t_load);
 
   size_t n_inputs = model.graph->inputs().size();
@@ -71,7 +103,7 @@ JobResult run_job_in_process(const JobSpec& job, const OpRegistry& registry, std
     for (const NpyFile& f : inputs) args.emplace_back(f.slice(begin, end).clone());
     std::vector<IValue> returned;
     try {
-      returned = executor.run(args);
+      returned = run_model(args);
     } catch (const Error& e) {
       fail(e.kind(), job.model, ": micro-batch of samples [", begin, ", ", end, "): ", e.what());
     }
@@ -102,11 +134,13 @@ JobResult run_job_in_process(const JobSpec& job, const OpRegistry& registry, std
       writers[i].write_rows(begin, t);
     }
     ++result.micro_batches;
+    if (accelerated && progress && result.micro_batches == 1) *progress << accelerated->plan_report();
     if (progress)
       *progress << "micro-batch " << result.micro_batches << ": samples [" << begin << ", " << end
                 << ") done\n";
   }
   for (NpyWriter& w : writers) w.commit();
+  if (accelerated && progress && accelerated->profiling()) *progress << accelerated->profile_report();
   result.run_seconds = seconds_since(t_run);
   result.samples = samples;
   result.outputs = writers.size();

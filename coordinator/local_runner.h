@@ -1,4 +1,5 @@
-// Runs a whole job in this process with the reference executor: the embedded `--workers 0` path.
+// Runs a whole job in this process (the embedded `--workers 0` path) with the reference executor or
+// the OpenCL executor on one device.
 // Inputs are mapped, cut into micro-batches of batch_size samples, each run exactly as PyTorch
 // would run that slice, and every result is written into preallocated output files at its
 // micro-batch's offset (so a replayed micro-batch rewrites the same bytes).
@@ -6,6 +7,7 @@
 
 #include <cstdint>
 #include <iosfwd>
+#include <string>
 
 #include "coordinator/job_spec.h"
 
@@ -21,8 +23,14 @@ struct JobResult {
   double run_seconds = 0;
 };
 
+struct RunOptions {
+  std::string backend = "opencl";  // "opencl" or "reference"
+  std::string device;              // OpenCL device: an index or a name substring ("" = device 0)
+};
+
 // Throws convoy::Error naming the job file, input, op or output that is wrong. `progress` gets one
 // line per micro-batch when not null.
-JobResult run_job_in_process(const JobSpec& job, const OpRegistry& registry, std::ostream* progress);
+JobResult run_job_in_process(const JobSpec& job, const OpRegistry& registry, std::ostream* progress,
+                             const RunOptions& options = {});
 
 }  // namespace convoy

@@ -1,6 +1,6 @@
 // convoy-coordinator: inspect a model, or run a batch job.
 //   convoy-coordinator inspect MODEL.pt [--no-passes] [--wire]
-//   convoy-coordinator run JOB.yaml [--workers N] [--backend reference]
+//   convoy-coordinator run JOB.yaml [--workers N] [--backend opencl|reference] [--device SEL]
 // Errors print one line "error: <message>" on stderr; exit 1 for a failed command, 2 for misuse.
 #include <cstring>
 #include <iostream>
@@ -20,8 +20,10 @@ constexpr const char* kUsage =
     "usage:\n"
     "  convoy-coordinator inspect MODEL.pt [--no-passes] [--wire]\n"
     "      print the lowered graph and an op summary (--wire: also the size of its Cap'n Proto form)\n"
-    "  convoy-coordinator run JOB.yaml [--workers 0] [--backend reference]\n"
-    "      run a batch job on this machine and write output_<i>.npy into the job's output folder\n";
+    "  convoy-coordinator run JOB.yaml [--workers 0] [--backend opencl|reference] [--device INDEX|NAME]\n"
+    "      run a batch job on this machine and write output_<i>.npy into the job's output folder; the\n"
+    "      default backend is opencl (--device picks the device by index or name substring, see\n"
+    "      convoy-worker --list-devices); reference is the CPU oracle\n";
 
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -55,7 +57,7 @@ int cmd_inspect(const std::vector<std::string>& args) {
 int cmd_run(const std::vector<std::string>& args) {
   std::string job_path;
   long workers = 0;
-  std::string backend = "reference";
+  convoy::RunOptions options;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     auto value = [&]() -> std::string {
@@ -69,7 +71,9 @@ int cmd_run(const std::vector<std::string>& args) {
       if (v.empty() || *end || workers < 0)
         throw UsageError("run: --workers takes a number >= 0, not '" + v + "'");
     } else if (a == "--backend") {
-      backend = value();
+      options.backend = value();
+    } else if (a == "--device") {
+      options.device = value();
     } else if (!a.empty() && a[0] == '-') {
       throw UsageError("run: unknown option " + a);
     } else if (job_path.empty()) {
@@ -79,14 +83,16 @@ int cmd_run(const std::vector<std::string>& args) {
     }
   }
   if (job_path.empty()) throw UsageError("run: no job file given");
-  if (backend != "reference")
-    throw UsageError("run: unknown backend '" + backend + "' (this build has: reference)");
+  if (options.backend != "reference" && options.backend != "opencl")
+    throw UsageError("run: unknown backend '" + options.backend + "' (this build has: reference, opencl)");
+  if (!options.device.empty() && options.backend != "opencl")
+    throw UsageError("run: --device applies to --backend opencl only");
   if (workers != 0)
     throw UsageError(
         "run: this build runs jobs in-process only (--workers 0); worker daemons are not built yet");
   convoy::JobSpec job = convoy::load_job_spec(job_path);
   convoy::OpRegistry registry = convoy::make_default_registry();
-  convoy::JobResult r = convoy::run_job_in_process(job, registry, &std::cerr);
+  convoy::JobResult r = convoy::run_job_in_process(job, registry, &std::cerr, options);
   std::cout << "done: " << r.samples << " samples in " << r.micro_batches << " micro-batches, " << r.outputs
             << " output(s) in " << job.output << " (load " << r.load_seconds << " s, run " << r.run_seconds
             << " s)\n";

@@ -1,0 +1,212 @@
+// The GEMM dispatcher: measures both providers once per shape class at plan time, remembers the faster
+// (in memory and in the cache folder) and dispatches to it.
+#include <atomic>
+#include <cstdio>
+#include <mutex>
+#include <ostream>
+#include <sstream>
+#include <unordered_map>
+
+#include "opencl/embedded_kernels.h"
+#include "opencl/gemm/gemm.h"
+#include "opencl/gemm/providers.h"
+#include "runtime/error.h"
+
+namespace convoy::opencl::gemm {
+namespace {
+
+// Timed runs per provider, after one untimed run; fewer when a single run is already long, since then
+// one run already averages over many scheduler quanta.
+int timed_runs(double first_run_seconds) {
+  return first_run_seconds > 0.25 ? 1 : first_run_seconds > 0.05 ? 2 : 4;
+}
+
+// Stable 64-bit FNV-1a of the tiled kernel's source: remembered choices measured with another version of
+// the kernel are not trusted.
+std::string source_hash(std::string_view text) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char ch : text) {
+    h ^= ch;
+    h *= 1099511628211ull;
+  }
+  char out[17];
+  std::snprintf(out, sizeof(out), "%016llx", static_cast<unsigned long long>(h));
+  return out;
+}
+
+}  // namespace
+
+struct GemmDispatcher::State {
+  struct Choice {
+    std::string key;
+    std::string provider;
+    std::vector<ProviderMeasurement> measurements;
+  };
+
+  ClTarget target;
+  std::filesystem::path cache_dir;
+  std::unique_ptr<ProgramSource> programs;
+  std::unique_ptr<TiledProvider> tiled;
+  std::unique_ptr<ClblastProvider> clblast;
+  std::string header;  // first lines of the choices file: what the choices are valid for
+  mutable std::mutex mutex;
+  std::unordered_map<uint64_t, Choice> choices;
+  std::atomic<size_t> unwarmed{0};
+
+  GemmProvider& by_name(std::string_view name) {
+    if (name == "tiled") return *tiled;
+    if (name == "clblast") return *clblast;
+    fail(ErrorKind::kInvalidInput, "gemm: unknown provider '", name, "' (known: tiled, clblast)");
+  }
+
+  // File format: the header, then "<packed class>\t<class key>\t<provider>\t<tiled s>\t<clblast s>".
+  void load_choices() {
+    std::string text;
+    if (!read_file(choices_path(cache_dir, target.device), text) || text.rfind(header, 0) != 0) return;
+    std::istringstream in(text.substr(header.size()));
+    std::string line;
+    while (std::getline(in, line)) {
+      std::istringstream fields(line);
+      uint64_t packed = 0;
+      Choice choice;
+      if (!(fields >> packed >> choice.key >> choice.provider)) continue;
+      if (choice.provider != "tiled" && choice.provider != "clblast") continue;
+      choices[packed] = std::move(choice);
+    }
+  }
+
+  void store_choices() const {
+    std::ostringstream out;
+    out << header;
+    for (const auto& [packed, choice] : choices) {
+      out << packed << "\t" << choice.key << "\t" << choice.provider;
+      for (const auto& m : choice.measurements) out << "\t" << m.provider << "=" << m.seconds;
+      out << "\n";
+    }
+    write_file_atomically(choices_path(cache_dir, target.device), out.str());
+  }
+};
+
+GemmDispatcher::GemmDispatcher(Device& device, std::filesystem::path cache_dir)
+    : GemmDispatcher(target_of(device), std::move(cache_dir)) {}
+
+GemmDispatcher::GemmDispatcher(const ClTarget& target, std::filesystem::path cache_dir)
+    : state_(std::make_unique<State>()) {
+  State& s = *state_;
+  s.target = target;
+  s.cache_dir = cache_dir.empty() ? default_cache_dir() : std::move(cache_dir);
+  s.programs = std::make_unique<ProgramSource>(target);
+  const TiledConfig config = load_tiled_config(s.cache_dir, target.device);
+  s.tiled = std::make_unique<TiledProvider>(*s.programs, config);
+  load_clblast_parameters(s.cache_dir, target.device);
+  s.clblast = std::make_unique<ClblastProvider>(*s.programs);
+  s.header = str_cat("# ", device_key(target.device), "\n# tiled ", config.text(), " source ",
+                     source_hash(kernel_source("gemm_tiled.cl")), "\n");
+  s.load_choices();
+}
+
+GemmDispatcher::~GemmDispatcher() = default;
+
+void GemmDispatcher::warm_up(const GemmArgs& shape) {
+  validate(shape, /*check_buffers=*/false);
+  State& s = *state_;
+  const ShapeClass shape_class = ShapeClass::of(shape);
+  ScratchOperands scratch(s.target, shape);
+  std::lock_guard lock(s.mutex);
+  if (auto it = s.choices.find(shape_class.packed()); it != s.choices.end()) {
+    s.by_name(it->second.provider).warm_up(scratch.args());
+    return;
+  }
+
+  State::Choice choice;
+  choice.key = shape_class.key();
+  double best = 1e30;
+  for (GemmProvider* provider :
+       {static_cast<GemmProvider*>(s.tiled.get()), static_cast<GemmProvider*>(s.clblast.get())}) {
+    double seconds;
+    try {
+      provider->warm_up(scratch.args());
+      seconds = time_provider(*provider, scratch.args(), s.target.queue, 1, /*already_warm=*/true);
+      if (const int more = timed_runs(seconds) - 1; more > 0)
+        seconds = std::min(seconds, time_provider(*provider, scratch.args(), s.target.queue, more, true));
+    } catch (const Error& e) {
+      // CLBlast can reject shapes or fail to build on some drivers; the tiled kernel then serves the class.
+      if (provider == s.tiled.get()) throw;
+      continue;
+    }
+    choice.measurements.push_back({std::string(provider->name()), seconds});
+    if (seconds < best) {
+      best = seconds;
+      choice.provider = std::string(provider->name());
+    }
+  }
+  s.choices[shape_class.packed()] = std::move(choice);
+  s.store_choices();
+}
+
+void GemmDispatcher::enqueue(const GemmArgs& args, cl_event* event) {
+  State& s = *state_;
+  GemmProvider* provider = s.tiled.get();
+  {
+    std::lock_guard lock(s.mutex);
+    if (auto it = s.choices.find(ShapeClass::of(args).packed()); it != s.choices.end()) {
+      provider = &s.by_name(it->second.provider);
+    } else {
+      ++s.unwarmed;
+    }
+  }
+  provider->enqueue(args, event);
+}
+
+std::string GemmDispatcher::choice(const ShapeClass& shape_class) const {
+  std::lock_guard lock(state_->mutex);
+  auto it = state_->choices.find(shape_class.packed());
+  return it == state_->choices.end() ? std::string() : it->second.provider;
+}
+
+std::vector<ProviderMeasurement> GemmDispatcher::measurements(const ShapeClass& shape_class) const {
+  std::lock_guard lock(state_->mutex);
+  auto it = state_->choices.find(shape_class.packed());
+  return it == state_->choices.end() ? std::vector<ProviderMeasurement>() : it->second.measurements;
+}
+
+size_t GemmDispatcher::unwarmed_calls() const { return state_->unwarmed; }
+
+GemmProvider& GemmDispatcher::provider(std::string_view name) { return state_->by_name(name); }
+
+void GemmDispatcher::forget_choices() {
+  std::lock_guard lock(state_->mutex);
+  state_->choices.clear();
+}
+
+void tune(const ClTarget& target, const std::filesystem::path& cache_dir, const TuneOptions& options,
+          std::ostream& log) {
+  log << "tuning GEMM for " << device_key(target.device) << " into " << cache_dir.string() << "\n";
+  if (options.tiled) {
+    const TiledConfig config = tune_tiled(target, log);
+    write_file_atomically(tiled_config_path(cache_dir, target.device),
+                          str_cat("# ", device_key(target.device), "\n", config.text(), "\n"));
+    log << "tiled kernel: " << config.text() << "\n";
+  }
+  if (options.clblast) {
+    const ClblastParameters parameters = tune_clblast_kernels(
+        target, options, log,
+        [&](const ClblastParameters& so_far) { store_clblast_parameters(cache_dir, target.device, so_far); });
+    store_clblast_parameters(cache_dir, target.device, parameters);
+    log << "CLBlast: stored parameters for " << parameters.size() << " kernels\n";
+  }
+  std::error_code ec;
+  std::filesystem::remove(choices_path(cache_dir, target.device), ec);
+}
+
+int run_tune_command(Device& device, std::ostream& log) {
+  try {
+    tune(target_of(device), default_cache_dir(), TuneOptions{}, log);
+    return 0;
+  } catch (const std::exception& e) {
+    log << "convoy-worker --tune failed: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace convoy::opencl::gemm
