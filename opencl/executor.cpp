@@ -483,7 +483,8 @@ std::string OpenCLExecutor::plan_report() const {
   std::ostringstream out;
   out << "OpenCL plans on " << device_.info().name << ": " << plans_.size() << " input signature(s); weights "
       << mib(weights_.total_bytes()) << " in " << weights_.count() << " buffers\n";
-  for (const auto& [signature, plan] : plans_) {
+  for (const auto& entry : plans_) {
+    const auto& plan = entry.second;  // not a structured binding: clang 14 cannot capture those
     if (!plan->root) continue;
     MemoryReport best;
     size_t instructions = 0, kernels = 0, gemms = 0;
@@ -499,7 +500,7 @@ std::string OpenCLExecutor::plan_report() const {
       }
     });
     int64_t pair = best.largest_pair_bytes[0] + best.largest_pair_bytes[1];
-    out << "  [" << signature << "]: " << plan->segments << " segment(s), " << instructions
+    out << "  [" << entry.first << "]: " << plan->segments << " segment(s), " << instructions
         << " instructions (" << kernels << " kernels, " << gemms << " GEMMs)\n";
     out << "    arena " << mib(plan->arena_bytes) << "; two largest live activations "
         << mib(best.largest_pair_bytes[0]) << " (" << best.largest_pair_what[0] << ") + "
