@@ -5,6 +5,11 @@
 //
 // Metadata (PoolMeta in pooling.cpp): N, C, H, W, Ho, Wo, kh, kw, sh, sw, ph, pw, dh, dw,
 // input strides n, c, h, w, count_include_pad, divisor_override (0: none).
+//
+// pool_rows is what a CPU wants for max_pool and avg_pool without indices: one output row per
+// work-item, global (Ho, N·C), the window a compile-time constant (KH, KW, SH, SW, DH, DW), sizes as
+// arguments, and the row's interior (every tap inside the input) eight outputs at a time from vector
+// loads (X_VLOAD8) where the input's rows are dense.
 // Storage macros as in copy.cl; CT is float or double. WITH_INDICES adds an int64 output of the flat
 // index (h·W + w) of each maximum.
 #ifdef USE_FP64
@@ -160,4 +165,118 @@ __kernel void adaptive_pool(__global OUT_T* out, long out_off INDEX_ARGS, __glob
     for (long iw = w0; iw < w1; ++iw) sum += (CT)X_LD(x, base + ih * xs_h + iw * xs_w);
   OUT_ST(out, out_off + o, sum / (CT)((h1 - h0) * (w1 - w0)), OUT_T);
 #endif
+}
+
+// ---- one output row per work-item ----
+#ifndef KH
+#define KH 1
+#define KW 1
+#define SH 1
+#define SW 1
+#define DH 1
+#define DW 1
+#endif
+
+__kernel void pool_rows(__global OUT_T* restrict out, long out_off, __global const X_T* restrict x,
+                        long x_off, int C, int H, int W, int Ho, int Wo, int ph, int pw, long xs_n, long xs_c,
+                        long xs_h, long xs_w, int count_include_pad, int divisor_override) {
+  const int oh = get_global_id(0);
+  const long nc = get_global_id(1);
+  const long base = x_off + (nc / C) * xs_n + (nc % C) * xs_c;
+  const long ob = out_off + (nc * Ho + oh) * Wo;
+#ifdef POOL_MAX
+  int h0 = oh * SH - ph;
+  const int h1 = min(h0 + (KH - 1) * DH + 1, H);
+  while (h0 < 0) h0 += DH;
+  // [lo, hi): the ow whose taps ow·SW − pw + kx·DW all lie in [0, W).
+  const int last = W - 1 + pw - (KW - 1) * DW;
+#else
+  int h0 = oh * SH - ph;
+  int h1 = min(h0 + KH, H + ph);
+  const int hspan = h1 - h0;
+  h0 = max(h0, 0);
+  h1 = min(h1, H);
+  const int last = W - KW + pw;
+#endif
+  const int lo = min(Wo, (pw + SW - 1) / SW);
+  const int hi = last < 0 ? lo : clamp(last / SW + 1, lo, Wo);
+  int ow = 0;
+  for (int pass = 0; pass < 2; ++pass) {
+    const int end = pass == 0 ? lo : Wo;
+#if defined(X_VLOAD8) && (SW == 1 || SW == 2)
+    if (pass == 1 && xs_w == 1) {
+      for (; ow + 8 <= hi; ow += 8) {
+        const long col = ow * SW - pw;
+#ifdef POOL_MAX
+        CT8 best = (CT8)(-INFINITY);
+        for (int ih = h0; ih < h1; ih += DH) {
+          for (int kx = 0; kx < KW; ++kx) {
+#if SW == 1
+            const CT8 v = X_VLOAD8(base + ih * xs_h + col + kx * DW);
+#else
+            const CT8 v = (CT8)(X_VLOAD8(base + ih * xs_h + col + kx * DW).even,
+                                X_VLOAD8(base + ih * xs_h + col + kx * DW + 7).odd);
+#endif
+            best = select(best, v, isnan(v) || v > best);  // NaN wins, as in PyTorch
+          }
+        }
+        CT lanes[8];
+        vstore8(best, 0, lanes);
+#else
+        CT8 sum = (CT8)((CT)0);
+        for (int ih = h0; ih < h1; ++ih) {
+          for (int kx = 0; kx < KW; ++kx) {
+#if SW == 1
+            sum += X_VLOAD8(base + ih * xs_h + col + kx);
+#else
+            sum += (CT8)(X_VLOAD8(base + ih * xs_h + col + kx).even,
+                         X_VLOAD8(base + ih * xs_h + col + kx + 7).odd);
+#endif
+          }
+        }
+        const int divisor = divisor_override != 0 ? divisor_override
+                            : count_include_pad   ? hspan * KW
+                                                  : (h1 - h0) * KW;
+        CT lanes[8];
+        vstore8(h0 < h1 ? sum / (CT)divisor : (CT8)((CT)0), 0, lanes);
+#endif
+        for (int l = 0; l < 8; ++l) OUT_ST(out, ob + ow + l, lanes[l], OUT_T);
+      }
+    }
+#endif
+    // The borders and what the vector loop left: each output as the reference computes it.
+    for (; ow < end; ++ow) {
+#ifdef POOL_MAX
+      int w0 = ow * SW - pw;
+      const int w1 = min(w0 + (KW - 1) * DW + 1, W);
+      while (w0 < 0) w0 += DW;
+      CT best = -INFINITY;
+      for (int ih = h0; ih < h1; ih += DH) {
+        for (int iw = w0; iw < w1; iw += DW) {
+          const CT v = (CT)X_LD(x, base + ih * xs_h + iw * xs_w);
+          if (v > best || isnan(v)) best = v;
+        }
+      }
+      OUT_ST(out, ob + ow, best, OUT_T);
+#else
+      int w0 = ow * SW - pw;
+      int w1 = min(w0 + KW, W + pw);
+      const int pool_size = hspan * (w1 - w0);
+      w0 = max(w0, 0);
+      w1 = min(w1, W);
+      CT v = (CT)0;
+      if (h0 < h1 && w0 < w1) {
+        CT sum = (CT)0;
+        for (int ih = h0; ih < h1; ++ih)
+          for (int iw = w0; iw < w1; ++iw) sum += (CT)X_LD(x, base + ih * xs_h + iw * xs_w);
+        const int divisor = divisor_override != 0 ? divisor_override
+                            : count_include_pad   ? pool_size
+                                                  : (h1 - h0) * (w1 - w0);
+        v = sum / (CT)divisor;
+      }
+      OUT_ST(out, ob + ow, v, OUT_T);
+#endif
+    }
+    if (pass == 0) ow = lo;
+  }
 }

@@ -6,9 +6,9 @@
 //     GEMM's B matrix), batched over samples; no copy unless the input's planes are not dense.
 //   - otherwise, when the GEMM has enough work: im2col (conv.cl) into convolution scratch, a chunk of
 //     samples at a time so the scratch stays under kIm2colBudgetBytes, then one GEMM per group and chunk.
-//   - depthwise and other grouped convolutions with few channels per group, float64 (the GEMM
-//     dispatcher is float32) and transposed convolutions: a direct kernel, one output element per
-//     work-item, its window compiled in.
+//   - depthwise and other grouped convolutions with one or two input channels per group, float64 (the
+//     GEMM dispatcher is float32) and transposed convolutions: a direct kernel, its window compiled in,
+//     one output row per work-item on CPUs (vectorised eight wide) and one output element on GPUs.
 // The bias and a fused activation run in the GEMM's epilogue. float16/bfloat16 convolutions compute in
 // float32 (im2col converts while gathering; weights are converted once per executor), as PyTorch's
 // CPU kernels do.
@@ -28,11 +28,12 @@ using Dims3 = ConvGeometry::Dims3;
 // Largest im2col scratch a convolution takes; a batch whose column matrix is larger is done in chunks
 // of samples (at least one sample, whatever its size).
 constexpr int64_t kIm2colBudgetBytes = 32 << 20;
-// Grouped convolutions with at most this many input channels per group run the direct kernel: with
-// PoCL on this machine (batch 8, 28x28 to 112x112) the direct kernel took 0.2-0.35x the time of
-// im2col + one GEMM per group for depthwise 3x3 and 5x5 and 0.35-0.7x for 4 to 8 channels per group,
-// and 1.4x with 16; with groups=1 the single GEMM won at every size tried (3.3x at 8 input channels).
-constexpr int64_t kDirectMaxGroupChannels = 8;
+// Grouped convolutions with at most this many input channels per group run the direct kernel. With
+// PoCL on this machine (batch 8, 3x3 and 5x5, 14x14 to 112x112) the direct kernel took 0.1-0.25x the
+// time of im2col + one GEMM per group for depthwise convolutions (0.9x for 96 channels at 56x56), about
+// the same with 4 channels per group and 1.5-2.4x with 8 to 32; with groups=1 the GEMM won at every
+// size tried, even with one input channel (5x).
+constexpr int64_t kDirectMaxGroupChannels = 2;
 
 // ---- arguments ---------------------------------------------------------------------------------
 
@@ -200,15 +201,29 @@ std::array<int64_t, 5> input_strides(const ConvGeometry& s, const Tensor& x) {
   return st;
 }
 
-// conv.cl's ConvMeta.
-MetaBlock conv_meta(const ConvGeometry& s, const Tensor& x, int64_t first_sample) {
+// conv.cl's ConvMeta (the transposed kernel's geometry).
+MetaBlock conv_meta(const ConvGeometry& s, const Tensor& x) {
   MetaBlock m;
   m.values = {s.batch, s.in_channels, s.out_channels, s.groups};
   for (const Dims3* d : {&s.in, &s.out, &s.kernel, &s.stride, &s.pad_before, &s.dilation})
     m.values.insert(m.values.end(), d->begin(), d->end());
   for (int64_t v : input_strides(s, x)) m.values.push_back(v);
-  m.values.push_back(first_sample);
   return m;
+}
+
+// conv.cl's compile-time window: shape, strides and dilations.
+std::string window_defines(const ConvGeometry& s) {
+  return str_cat(" -DKD=", s.kernel[0], " -DKH=", s.kernel[1], " -DKW=", s.kernel[2], " -DSD=", s.stride[0],
+                 " -DSH=", s.stride[1], " -DSW=", s.stride[2], " -DDD=", s.dilation[0],
+                 " -DDH=", s.dilation[1], " -DDW=", s.dilation[2]);
+}
+
+// Input sizes, output sizes and leading padding as int arguments, then the input's strides.
+void push_geometry_args(KernelLaunch& k, const ConvGeometry& s, const Tensor& x) {
+  for (int64_t v : {s.in[0], s.in[1], s.in[2], s.out[0], s.out[1], s.out[2], s.pad_before[0], s.pad_before[1],
+                    s.pad_before[2]})
+    k.args.push_back(static_cast<int32_t>(v));
+  for (int64_t v : input_strides(s, x)) k.args.push_back(v);
 }
 
 std::string act_define(const ConvActivation& a) { return str_cat(" -DACT=", static_cast<int>(a.kind)); }
@@ -222,6 +237,24 @@ std::string host_tensor_key(const Tensor& t) {
   if (t.numel() <= kSmallHostElements)
     for (double v : t.to_doubles()) key += str_cat(",", v);
   return key;
+}
+
+std::string vector_load_defines(DType storage, DType compute) {
+  const char* ct8 = compute == DType::kFloat64 ? "double8" : "float8";
+  switch (storage) {
+    case DType::kFloat32:
+    case DType::kFloat64:
+      return str_cat(" -DCT8=", ct8, " -DX_VLOAD8(i)=vload8(0,x+(i))");
+    case DType::kFloat16:
+      return str_cat(" -DCT8=", ct8, " -DX_VLOAD8(i)=vload_half8(0,x+(i))");
+    default:
+      return "";
+  }
+}
+
+bool nn_rows_layout(OpContext& cx) {
+  if (const char* e = std::getenv("CONVOY_NN_LAYOUT"); e && *e) return std::string(e) == "rows";
+  return (cx.device().type & CL_DEVICE_TYPE_CPU) != 0;
 }
 
 void apply_conv_activation(OpContext& cx, const Tensor& out, const ConvActivation& a) {
@@ -268,24 +301,24 @@ void conv_direct(OpContext& cx, const ConvGeometry& s, const Tensor& input, cons
   k.args = {out, x, w, b.defined() ? b : w};
   if (s.transposed) {
     k.kernel = "conv_transpose_direct";
-    k.args.push_back(conv_meta(s, x, 0));
+    k.args.push_back(conv_meta(s, x));
     k.global = {static_cast<size_t>(s.out[2]), static_cast<size_t>(s.out[0] * s.out[1]),
                 static_cast<size_t>(s.batch * s.out_channels)};
   } else {
     // The window is compiled in: a network has few distinct ones, and each unrolls completely.
-    k.kernel = "conv_direct";
-    k.options +=
-        str_cat(" -DCIN_G=", s.in_channels / s.groups, " -DKD=", s.kernel[0], " -DKH=", s.kernel[1],
-                " -DKW=", s.kernel[2], " -DSD=", s.stride[0], " -DSH=", s.stride[1], " -DSW=", s.stride[2],
-                " -DDD=", s.dilation[0], " -DDH=", s.dilation[1], " -DDW=", s.dilation[2]);
-    const std::array<int64_t, 5> st = input_strides(s, x);
-    auto i32 = [](int64_t v) { return static_cast<int32_t>(v); };
-    for (int64_t v : {s.out_channels, s.out_channels / s.groups, s.in[0], s.in[1], s.in[2], s.out[0],
-                      s.out[1], s.out[2], s.pad_before[0], s.pad_before[1], s.pad_before[2]})
-      k.args.push_back(i32(v));
-    for (int64_t v : st) k.args.push_back(v);
-    k.global = {static_cast<size_t>(s.out[2]), static_cast<size_t>(s.out[1]),
-                static_cast<size_t>(s.batch * s.out_channels * s.out[0])};
+    k.options += str_cat(" -DCIN_G=", s.in_channels / s.groups) + window_defines(s);
+    k.args.push_back(static_cast<int32_t>(s.out_channels));
+    k.args.push_back(static_cast<int32_t>(s.out_channels / s.groups));
+    push_geometry_args(k, s, x);
+    const size_t planes = static_cast<size_t>(s.batch * s.out_channels * s.out[0]);
+    if (nn_rows_layout(cx)) {
+      k.kernel = "conv_direct_rows";
+      k.options += vector_load_defines(x.dtype(), ct);
+      k.global = {static_cast<size_t>(s.out[1]), planes};
+    } else {
+      k.kernel = "conv_direct";
+      k.global = {static_cast<size_t>(s.out[2]), static_cast<size_t>(s.out[1]), planes};
+    }
   }
   k.args.push_back(compute_scalar(act.min_value, ct));
   k.args.push_back(compute_scalar(act.max_value, ct));
@@ -365,10 +398,12 @@ void conv_gemm(OpContext& cx, const ConvGeometry& s, const Tensor& input, const 
     KernelLaunch k;
     k.file = "conv.cl";
     k.kernel = "im2col";
-    k.options = load_defines(cx, "X", x.dtype());
-    k.args = {col, x, conv_meta(s, x, n0)};
-    k.global = {static_cast<size_t>(s.out[2]), static_cast<size_t>(rows * s.out[0] * s.out[1]),
-                static_cast<size_t>(count)};
+    k.options = load_defines(cx, "X", x.dtype()) + window_defines(s);
+    k.args = {col, x, static_cast<int32_t>(s.in_channels)};
+    push_geometry_args(k, s, x);
+    k.args.push_back(n0);
+    k.global = {static_cast<size_t>(s.out[2]), static_cast<size_t>(s.out[1]),
+                static_cast<size_t>(count * rows * s.out[0])};
     cx.launch(std::move(k));
     group_gemms(col, K * P, P, rows * P, n0, count);
   }
@@ -376,9 +411,7 @@ void conv_gemm(OpContext& cx, const ConvGeometry& s, const Tensor& input, const 
 
 bool use_direct(const ConvGeometry& s, DType dtype) {
   if (s.transposed || dtype == DType::kFloat64) return true;
-  if (const char* e = std::getenv("CONVOY_CONV_PATH")) return std::string(e) == "direct";
-  const int64_t cin_g = s.in_channels / s.groups;
-  return cin_g == 1 || (s.groups > 1 && cin_g <= kDirectMaxGroupChannels);
+  return s.groups > 1 && s.in_channels / s.groups <= kDirectMaxGroupChannels;
 }
 
 }  // namespace

@@ -29,6 +29,14 @@ namespace convoy::opencl {
 // to be a plan-time host tensor (the tracer's kSmallHostElements) rather than a constant.
 std::string host_tensor_key(const Tensor& t);
 
+// Whether the direct convolution and pooling kernels compute a row of outputs per work-item (what a CPU
+// driver vectorises) rather than one output (what a GPU wants): true on CPU devices.
+// CONVOY_NN_LAYOUT=rows or =elements overrides it (the tests run both layouts on any device).
+bool nn_rows_layout(OpContext& cx);
+// Defines for the row kernels' eight-wide vector loads of input `x` (X_VLOAD8, CT8) where its storage
+// type has them (float32, float64, float16); "" otherwise.
+std::string vector_load_defines(DType storage, DType compute);
+
 // ---- convolution -------------------------------------------------------------------------------
 
 // A convolution's geometry, lifted to three spatial dims (index 3 - spatial .. 2 are the real ones).

@@ -40,8 +40,15 @@ std::string acc_defines(OpContext& cx, DType dtype) {
                                              : std::string(" -DACC=float");
 }
 
-size_t group_size(OpContext& cx, int64_t count) {
-  const size_t limit = std::min<size_t>(256, cx.device().max_work_group_size);
+// Work-items per row (or channel): its `count` elements are summed by a work-group tree. A CPU driver
+// runs a work-group's items one after another between barriers, so there a row is one work-item's
+// loop, unless there are too few rows to keep every compute unit busy.
+size_t group_size(OpContext& cx, int64_t rows, int64_t count) {
+  const DeviceInfo& device = cx.device();
+  if ((device.type & CL_DEVICE_TYPE_CPU) &&
+      rows >= 4 * static_cast<int64_t>(std::max<uint32_t>(device.compute_units, 1)))
+    return 1;
+  const size_t limit = std::min<size_t>(256, device.max_work_group_size);
   size_t g = 1;
   while (g * 2 <= limit && static_cast<int64_t>(g) < count) g *= 2;
   return g;
@@ -72,7 +79,7 @@ Tensor row_norm(OpContext& cx, const Tensor& input, const Tensor& weight, const 
                 int64_t n, int64_t inner, int64_t channels_per_group, int64_t groups, double eps) {
   NormOperands o = norm_operands(cx, input, weight, bias);
   if (o.out.numel() == 0) return o.out;
-  const size_t lsize = group_size(cx, n);
+  const size_t lsize = group_size(cx, rows, n);
   const DType acc = acc_dtype(input.dtype());
   KernelLaunch k;
   k.file = "nn_norm.cl";
@@ -100,7 +107,7 @@ Tensor batch_norm_training(OpContext& cx, const Tensor& input, const Tensor& wei
   const int64_t inner = N * C == 0 ? 0 : input.numel() / (N * C);
   NormOperands o = norm_operands(cx, input, weight, bias);
   if (o.out.numel() == 0) return o.out;
-  const size_t lsize = group_size(cx, N * inner);
+  const size_t lsize = group_size(cx, C, N * inner);
   const DType acc = acc_dtype(input.dtype());
   KernelLaunch k;
   k.file = "nn_norm.cl";

@@ -1,7 +1,9 @@
 // OpenCL pooling (runtime/ops/pooling.cpp's overloads): max_pool1d/2d (+ max_pool2d_with_indices),
 // avg_pool1d/2d, adaptive_avg_pool1d/2d, adaptive_max_pool1d/2d. Output sizes and argument checks
 // follow the reference (PyTorch's pooling_output_shape_pad_lr, ceil_mode's last-window rule); pool.cl
-// reads the input through its strides, so a transposed or sliced input is not copied first.
+// reads the input through its strides, so a transposed or sliced input is not copied first. On CPU
+// devices max_pool and avg_pool compute a row of outputs per work-item (pool_rows), elsewhere and with
+// indices one output per work-item.
 #include "opencl/ops/launch_util.h"
 #include "opencl/ops/nn.h"
 #include "runtime/ops/kernel_util.h"
@@ -142,16 +144,32 @@ IValueList run_pool(OpContext& cx, const std::string& op, const Tensor& input, c
     const DType ct = compute_dtype_of(input.dtype());
     KernelLaunch k;
     k.file = "pool.cl";
-    k.kernel = kind == PoolKind::kMax ? "max_pool" : kind == PoolKind::kAvg ? "avg_pool" : "adaptive_pool";
     k.options =
-        compute_defines(cx, ct) + load_defines(cx, "X", x.dtype()) + store_defines(cx, "OUT", out.dtype()) +
-        (kind == PoolKind::kAdaptiveMax ? " -DADAPTIVE_MAX" : "") + (with_indices ? " -DWITH_INDICES" : "");
-    k.args = {out};
-    if (with_indices) k.args.push_back(indices);
-    k.args.push_back(x);
-    k.args.push_back(pool_meta(s, x, spatial));
-    k.global = {static_cast<size_t>(s.Wo), static_cast<size_t>(s.Ho),
-                static_cast<size_t>(shape_numel(s.lead))};
+        compute_defines(cx, ct) + load_defines(cx, "X", x.dtype()) + store_defines(cx, "OUT", out.dtype());
+    if ((kind == PoolKind::kMax || kind == PoolKind::kAvg) && !with_indices && nn_rows_layout(cx)) {
+      k.kernel = "pool_rows";
+      k.options += str_cat(kind == PoolKind::kMax ? " -DPOOL_MAX" : " -DPOOL_AVG", " -DKH=", s.kh,
+                           " -DKW=", s.kw, " -DSH=", s.sh, " -DSW=", s.sw, " -DDH=", s.dh, " -DDW=", s.dw) +
+                   vector_load_defines(x.dtype(), ct);
+      const MetaBlock m = pool_meta(s, x, spatial);  // N, C, H, W, Ho, Wo, ..., strides at 14
+      k.args = {out, x};
+      for (int64_t v : {m.values[1], s.H, s.W, s.Ho, s.Wo, s.ph, s.pw})
+        k.args.push_back(static_cast<int32_t>(v));
+      for (size_t i = 14; i < 18; ++i) k.args.push_back(m.values[i]);
+      k.args.push_back(static_cast<int32_t>(s.count_include_pad ? 1 : 0));
+      k.args.push_back(static_cast<int32_t>(s.divisor_override));
+      k.global = {static_cast<size_t>(s.Ho), static_cast<size_t>(shape_numel(s.lead))};
+    } else {
+      k.kernel = kind == PoolKind::kMax ? "max_pool" : kind == PoolKind::kAvg ? "avg_pool" : "adaptive_pool";
+      k.options += str_cat(kind == PoolKind::kAdaptiveMax ? " -DADAPTIVE_MAX" : "",
+                           with_indices ? " -DWITH_INDICES" : "");
+      k.args = {out};
+      if (with_indices) k.args.push_back(indices);
+      k.args.push_back(x);
+      k.args.push_back(pool_meta(s, x, spatial));
+      k.global = {static_cast<size_t>(s.Wo), static_cast<size_t>(s.Ho),
+                  static_cast<size_t>(shape_numel(s.lead))};
+    }
     cx.launch(std::move(k));
   }
   if (with_indices) return {IValue(out), IValue(indices)};

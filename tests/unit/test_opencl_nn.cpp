@@ -2,10 +2,14 @@
 // against the registry's reference kernels: each case builds a one-node graph (inputs as graph inputs,
 // weights as model constants, optionally a transpose view in front so the op sees a strided device
 // tensor), runs it through OpenCLExecutor and compares with the reference kernel on the same host
-// values by relative L2 error (1e-5 for float32; integer outputs exactly). Shapes are awkward on
-// purpose: 13 channels, odd sizes with stride 2, groups 3, depthwise, dilation 2, ceil_mode, adaptive
-// pools to sizes that do not divide the input, batch 1, unbatched inputs. Some cases also check which
-// convolution path ran, from the plan's count of kernels and GEMMs.
+// values by relative L2 error (1e-5 for float32; integer outputs exactly; NaN where the reference has
+// NaN). Shapes are awkward on purpose: 13 channels, odd sizes with stride 2, groups 3, depthwise,
+// dilation 2, ceil_mode, adaptive pools to sizes that do not divide the input, batch 1, unbatched
+// inputs, rows wide enough for the row kernels' vector loops. Some cases also check which convolution
+// path ran, from the plan's count of kernels and GEMMs; the direct convolution and pooling kernels run
+// in both layouts (CONVOY_NN_LAYOUT=rows and =elements) whatever the device. The conv → batch_norm →
+// activation fusion is checked as a graph rewrite and against the unfused graph on the reference
+// executor.
 //
 // Kernel builds are the slow part on PoCL; the program cache lives under the build folder
 // (CONVOY_CACHE_DIR) so reruns load binaries.
@@ -303,6 +307,36 @@ TEST_CASE("OpenCL conv2d: im2col + GEMM, 1x1 as a plain GEMM, and direct kernels
   }
 }
 
+TEST_CASE("OpenCL direct convolution kernels, one output or one row per work-item", "[opencl][nn][conv]") {
+  // Rows wide enough for conv_direct_rows' eight-wide vector interior, its scalar tail and its borders.
+  for (const char* layout : {"rows", "elements"}) {
+    setenv("CONVOY_NN_LAYOUT", layout, 1);
+    INFO("CONVOY_NN_LAYOUT=" << layout);
+    const Tensor x = rand_tensor({2, 12, 9, 37}, 140);
+    for (int64_t stride : {1, 2}) {
+      Outcome o = conv2d(input(x), {12, 1, 3, 3}, true, stride, 1, 1, 12, 141);
+      expect_matches(o, str_cat("depthwise 3x3 stride ", stride));
+      CHECK(o.gemms == 0);
+    }
+    expect_matches(conv2d(input(x), {24, 1, 5, 5}, false, 1, 4, 2, 12, 142), "depthwise x2 5x5 dilation 2");
+    expect_matches(conv2d(input(x), {18, 2, 3, 3}, true, 2, 0, 1, 6, 143),
+                   "groups 6, 2 channels each, unpadded");
+    expect_matches(conv2d(transposed_input(rand_tensor({1, 12, 40, 9}, 144), 2, 3), {12, 1, 3, 3}, true, 1, 1,
+                          1, 12, 145),
+                   "depthwise on a transposed input (no vector loads)");
+    expect_matches(conv2d(input(rand_tensor({1, 12, 5, 40}, 146, DType::kFloat16)), {12, 1, 3, 3}, true, 2, 1,
+                          1, 12, 147, DType::kFloat16),
+                   "depthwise float16");
+    expect_matches(conv2d(input(rand_tensor({1, 6, 5, 3}, 148)), {6, 1, 3, 7}, true, 1, 3, 1, 6, 149),
+                   "a window wider than the input: no interior");
+    if (device().info().fp64)
+      expect_matches(conv2d(input(rand_tensor({1, 6, 7, 33}, 150, DType::kFloat64)), {8, 3, 3, 3}, true, 1, 1,
+                            1, 2, 151, DType::kFloat64),
+                     "float64");
+  }
+  unsetenv("CONVOY_NN_LAYOUT");
+}
+
 TEST_CASE("OpenCL convolution overloads: conv1d, conv3d, string padding, _convolution, transposed",
           "[opencl][nn][conv]") {
   const Tensor x1 = rand_tensor({2, 13, 17}, 40);
@@ -467,6 +501,51 @@ TEST_CASE("OpenCL max and average pooling", "[opencl][nn][pool]") {
   }
 }
 
+TEST_CASE("OpenCL max and average pooling, one output or one row per work-item", "[opencl][nn][pool]") {
+  // Rows wide enough for pool_rows' eight-wide vector interior, its scalar tail and its borders.
+  Tensor x = rand_tensor({2, 5, 9, 45}, 160);
+  x.set_double(3 * 45 + 20, std::nan(""));  // inside a vector of the interior
+  x.set_double(45 * 9 + 1, std::nan(""));   // on a border
+  for (const char* layout : {"rows", "elements"}) {
+    setenv("CONVOY_NN_LAYOUT", layout, 1);
+    INFO("CONVOY_NN_LAYOUT=" << layout);
+    for (int64_t stride : {1, 2}) {
+      for (bool ceil : {false, true}) {
+        expect_matches(run_op("aten::max_pool2d", "",
+                              {input(x), ints({3, 3}), ints({stride, stride}), ints({1, 1}), ints({1, 1}),
+                               constant(IValue(ceil))}),
+                       str_cat("max_pool2d stride ", stride, " ceil ", ceil));
+        expect_matches(run_op("aten::max_pool2d", "",
+                              {input(x), ints({2, 3}), ints({2, stride}), ints({1, 1}), ints({2, 2}),
+                               constant(IValue(ceil))}),
+                       str_cat("max_pool2d dilation 2 stride ", stride, " ceil ", ceil));
+        for (bool include_pad : {false, true})
+          expect_matches(run_op("aten::avg_pool2d", "",
+                                {input(x), ints({3, 3}), ints({2, stride}), ints({1, 1}),
+                                 constant(IValue(ceil)), constant(IValue(include_pad)), none()}),
+                         str_cat("avg_pool2d stride ", stride, " ceil ", ceil, " include_pad ", include_pad));
+      }
+    }
+    expect_matches(run_op("aten::avg_pool2d", "",
+                          {input(x), ints({3, 2}), ints({1, 1}), ints({1, 1}), constant(IValue(false)),
+                           constant(IValue(true)), constant(IValue(int64_t{7}))}),
+                   "avg_pool2d divisor_override");
+    expect_matches(run_op("aten::max_pool2d", "",
+                          {transposed_input(rand_tensor({1, 3, 40, 9}, 161), 2, 3), ints({3, 3}),
+                           ints({1, 1}), ints({1, 1}), ints({1, 1}), constant(IValue(false))}),
+                   "max_pool2d strided rows (no vector loads)");
+    expect_matches(run_op("aten::max_pool1d", "",
+                          {input(rand_tensor({3, 50}, 162, DType::kFloat16)), ints({3}), ints({2}), ints({1}),
+                           ints({1}), constant(IValue(false))}),
+                   "max_pool1d float16");
+    expect_matches(run_op("aten::avg_pool1d", "",
+                          {input(rand_tensor({2, 3, 50}, 163)), ints({5}), ints({1}), ints({2}),
+                           constant(IValue(true)), constant(IValue(false))}),
+                   "avg_pool1d");
+  }
+  unsetenv("CONVOY_NN_LAYOUT");
+}
+
 TEST_CASE("OpenCL adaptive pooling to sizes that do not divide the input", "[opencl][nn][pool]") {
   const Tensor x = rand_tensor({2, 13, 11, 9}, 80);
   for (const std::vector<int64_t>& size : {std::vector<int64_t>{3, 5}, {1, 1}, {7, 4}, {11, 9}, {13, 12}}) {
@@ -522,6 +601,12 @@ TEST_CASE("OpenCL batch_norm, instance_norm, layer_norm, group_norm", "[opencl][
                            none(), none(), constant(IValue(true)), constant(IValue(0.1)),
                            constant(IValue(1e-5)), constant(IValue(false))}),
                    "batch_norm training");
+    // Three channels: a work-group per channel sums with a tree (many channels: one work-item each on CPUs).
+    expect_matches(run_op("aten::batch_norm", "",
+                          {input(rand_tensor({4, 3, 5, 7}, 164, DType::kFloat32, 2.0, 1.0)), none(), none(),
+                           none(), none(), constant(IValue(true)), constant(IValue(0.1)),
+                           constant(IValue(1e-5)), constant(IValue(false))}),
+                   "batch_norm training, 3 channels");
   }
   SECTION("instance_norm with input statistics and with running statistics") {
     for (bool use_input_stats : {true, false})
@@ -604,30 +689,29 @@ TEST_CASE("OpenCL embedding", "[opencl][nn][embedding]") {
                               constant(IValue(Tensor::from_ints({3}, DType::kInt64, {1, 13, 2})))}),
                       Contains("index 13 at position 1") && Contains("out of range"));
   }
-  SECTION("device indices out of range never read outside the table") {
-    const Tensor idx = Tensor::from_ints({4}, DType::kInt64, {2, -1, 40, 3});
+  SECTION("device indices out of range are reported after the run; the next good run succeeds") {
     Graph g;
     const OpOverload* op = registry().find("aten::embedding", "");
-    Value* indices = g.top()->add_param(type_of(IValue(idx)), "indices");
+    Value* indices = g.top()->add_param(Type::tensor(), "indices");
     Node* n = op_node(g, *op,
                       {g.constant(IValue(table)), indices, g.constant(IValue(int64_t{-1})),
                        g.constant(IValue(false)), g.constant(IValue(false))});
     g.top()->returns = n->outputs;
     OpenCLExecutor ex(g, device());
-    try {
-      std::vector<IValue> out = ex.run({IValue(idx)});
-      // An executor that does not read error flags back cannot report the error; the bad rows are zero.
-      WARN("this executor does not read OpContext error flags back: device-side index errors go unreported");
-      const Tensor y = out.at(0).to_tensor();
-      for (int64_t j = 0; j < 7; ++j) {
-        CHECK(y.get_double(1 * 7 + j) == 0.0);
-        CHECK(y.get_double(2 * 7 + j) == 0.0);
-        CHECK(y.get_double(0 * 7 + j) == table.get_double(2 * 7 + j));
-        CHECK(y.get_double(3 * 7 + j) == table.get_double(3 * 7 + j));
-      }
-    } catch (const Error& e) {
-      CHECK_THAT(e.what(), Contains("out of range for an embedding table of 13 rows"));
+    const Tensor good = Tensor::from_ints({3}, DType::kInt64, {2, 12, 3});
+    IValueList ref_args = {IValue(table), IValue(good), IValue(int64_t{-1}), IValue(false), IValue(false)};
+    const IValue want = op->kernel(ref_args).at(0);
+    expect_close(ex.run({IValue(good)}).at(0), want, "good indices");
+    for (int64_t bad : {int64_t{13}, int64_t{-1}}) {
+      const Tensor idx = Tensor::from_ints({3}, DType::kInt64, {2, bad, 3});
+      CHECK_THROWS_WITH(ex.run({IValue(idx)}), Contains("out of range for an embedding table of 13 rows") &&
+                                                   Contains(str_cat("reported by the device: 1, ", bad)));
     }
+    // The flag is cleared by every run.
+    expect_close(ex.run({IValue(good)}).at(0), want, "good indices after bad ones");
+    // int32 indices go through the same check.
+    const Tensor idx32 = Tensor::from_ints({2, 2}, DType::kInt32, {0, 1, 99, 3});
+    CHECK_THROWS_WITH(ex.run({IValue(idx32)}), Contains("reported by the device: 2, 99"));
   }
 }
 
@@ -748,32 +832,4 @@ TEST_CASE("conv fusion leaves chains alone that it cannot fuse", "[opencl][nn][f
     bn->inputs[5] = chain->graph.constant(IValue(true));
     CHECK(fuse_conv_batch_norm_activation(chain->graph) == 0);
   }
-}
-
-#include <chrono>
-TEST_CASE("TEMP conv path timing", "[.nnbench]") {
-  struct S { int64_t n, cin, cout, h, k, stride, groups; };
-  for (S s : {S{8, 32, 32, 112, 3, 1, 32}, S{8, 96, 96, 56, 3, 2, 96}, S{8, 384, 384, 14, 3, 1, 384}, S{8, 144, 144, 56, 5, 1, 144},
-              S{8, 128, 128, 28, 3, 1, 32}, S{8, 64, 64, 28, 3, 1, 16}, S{8, 64, 64, 28, 3, 1, 8}, S{8, 64, 64, 28, 3, 1, 4}, S{8, 8, 16, 56, 3, 1, 1}}) {
-    for (const char* path : {"direct", "gemm"}) {
-      setenv("CONVOY_CONV_PATH", path, 1);
-      Graph g;
-      Value* x = g.top()->add_param(Type::tensor(), "x");
-      const OpOverload* op = registry().find("aten::conv2d", "");
-      Node* n = op_node(g, *op, {x, g.constant(IValue(rand_tensor({s.cout, s.cin / s.groups, s.k, s.k}, 1))),
-                                 g.constant(IValue(rand_tensor({s.cout}, 2))), g.constant(IValue::int_list({s.stride, s.stride})),
-                                 g.constant(IValue::int_list({s.k / 2, s.k / 2})), g.constant(IValue::int_list({1, 1})),
-                                 g.constant(IValue(s.groups))});
-      g.top()->returns = n->outputs;
-      OpenCLExecutor ex(g, device());
-      Tensor in = rand_tensor({s.n, s.cin, s.h, s.h}, 3);
-      ex.run({IValue(in)});
-      ex.run({IValue(in)});
-      auto t0 = std::chrono::steady_clock::now();
-      for (int i = 0; i < 5; ++i) ex.run({IValue(in)});
-      double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count() / 5;
-      WARN(path << " n" << s.n << " " << s.cin << "->" << s.cout << " h" << s.h << " k" << s.k << " s" << s.stride << " g" << s.groups << ": " << ms << " ms");
-    }
-  }
-  unsetenv("CONVOY_CONV_PATH");
 }
