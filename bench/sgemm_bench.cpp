@@ -247,8 +247,9 @@ int main(int argc, char** argv) {
       cases.back()->make_reference();
     }
 
-    enum Column { kClblastDefault, kClblastTuned, kTiled, kDispatcher, kOpenblas, kColumns };
-    const char* column_names[kColumns] = {"CLBlast", "CLBlast tuned", "tiled", "dispatcher", "OpenBLAS"};
+    enum Column { kClblastDefault, kClblastTuned, kTiled, kTiledNarrow, kDispatcher, kOpenblas, kColumns };
+    const char* column_names[kColumns] = {"CLBlast",      "CLBlast tuned", "tiled",
+                                          "tiled narrow", "dispatcher",    "OpenBLAS"};
     std::vector<std::array<Cell, kColumns>> cells(cases.size());
     bool all_correct = true;
 
@@ -285,6 +286,8 @@ int main(int argc, char** argv) {
     {
       TiledProvider tiled(programs, tiled_config);
       run_provider(kTiled, tiled);
+      TiledProvider narrow(programs, tiled_config.narrowed(), "tiled_narrow");
+      run_provider(kTiledNarrow, narrow);
     }
     GemmDispatcher dispatcher(target, cache_dir);
     {

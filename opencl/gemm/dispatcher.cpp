@@ -1,5 +1,6 @@
-// The GEMM dispatcher: measures both providers once per shape class at plan time, remembers the faster
+// The GEMM dispatcher: measures every provider once per shape class at plan time, remembers the fastest
 // (in memory and in the cache folder) and dispatches to it.
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <mutex>
@@ -15,14 +16,14 @@
 namespace convoy::opencl::gemm {
 namespace {
 
-// Timed runs per provider, after one untimed run; fewer when a single run is already long, since then
-// one run already averages over many scheduler quanta.
-int timed_runs(double first_run_seconds) {
-  return first_run_seconds > 0.25 ? 1 : first_run_seconds > 0.05 ? 2 : 4;
-}
+// Measuring a shape class: at least kMinRounds rounds of one run per candidate, more (up to kMaxRounds)
+// until kEnoughSeconds have passed; after the first round, a candidate kHopeless times slower than the
+// leader runs no more.
+constexpr int kMinRounds = 2, kMaxRounds = 5;
+constexpr double kEnoughSeconds = 0.3, kHopeless = 3.0;
 
-// Stable 64-bit FNV-1a of the tiled kernel's source: remembered choices measured with another version of
-// the kernel are not trusted.
+// Stable 64-bit FNV-1a, for the choices file's header: choices measured with another version of the
+// tiled kernel or other CLBlast parameters are not trusted.
 std::string source_hash(std::string_view text) {
   uint64_t h = 1469598103934665603ull;
   for (unsigned char ch : text) {
@@ -46,20 +47,23 @@ struct GemmDispatcher::State {
   ClTarget target;
   std::filesystem::path cache_dir;
   std::unique_ptr<ProgramSource> programs;
-  std::unique_ptr<TiledProvider> tiled;
+  std::unique_ptr<TiledProvider> tiled, tiled_narrow;
   std::unique_ptr<ClblastProvider> clblast;
-  std::string header;  // first lines of the choices file: what the choices are valid for
+  std::vector<GemmProvider*> all;  // in measuring order; `tiled` first: it also serves unwarmed shapes
+  std::string header;              // first lines of the choices file: what the choices are valid for
   mutable std::mutex mutex;
   std::unordered_map<uint64_t, Choice> choices;
   std::atomic<size_t> unwarmed{0};
 
   GemmProvider& by_name(std::string_view name) {
-    if (name == "tiled") return *tiled;
-    if (name == "clblast") return *clblast;
-    fail(ErrorKind::kInvalidInput, "gemm: unknown provider '", name, "' (known: tiled, clblast)");
+    for (GemmProvider* provider : all)
+      if (provider->name() == name) return *provider;
+    fail(ErrorKind::kInvalidInput, "gemm: unknown provider '", name,
+         "' (known: tiled, tiled_narrow, clblast)");
   }
 
-  // File format: the header, then "<packed class>\t<class key>\t<provider>\t<tiled s>\t<clblast s>".
+  // File format: the header, then "<packed class>\t<class key>\t<provider>" and "\t<provider>=<seconds>"
+  // per measurement.
   void load_choices() {
     std::string text;
     if (!read_file(choices_path(cache_dir, target.device), text) || text.rfind(header, 0) != 0) return;
@@ -70,7 +74,8 @@ struct GemmDispatcher::State {
       uint64_t packed = 0;
       Choice choice;
       if (!(fields >> packed >> choice.key >> choice.provider)) continue;
-      if (choice.provider != "tiled" && choice.provider != "clblast") continue;
+      if (std::none_of(all.begin(), all.end(), [&](GemmProvider* p) { return p->name() == choice.provider; }))
+        continue;
       choices[packed] = std::move(choice);
     }
   }
@@ -98,10 +103,17 @@ GemmDispatcher::GemmDispatcher(const ClTarget& target, std::filesystem::path cac
   s.programs = std::make_unique<ProgramSource>(target);
   const TiledConfig config = load_tiled_config(s.cache_dir, target.device);
   s.tiled = std::make_unique<TiledProvider>(*s.programs, config);
-  load_clblast_parameters(s.cache_dir, target.device);
+  s.tiled_narrow = std::make_unique<TiledProvider>(*s.programs, config.narrowed(), "tiled_narrow");
+  const ClblastParameters tuned = load_clblast_parameters(s.cache_dir, target.device);
+  std::string tuned_text;
+  for (const auto& [kernel, values] : tuned)
+    for (const auto& [name, value] : values) tuned_text += str_cat(kernel, ".", name, "=", value, " ");
   s.clblast = std::make_unique<ClblastProvider>(*s.programs);
-  s.header = str_cat("# ", device_key(target.device), "\n# tiled ", config.text(), " source ",
-                     source_hash(kernel_source("gemm_tiled.cl")), "\n");
+  s.all = {s.tiled.get(), s.tiled_narrow.get(), s.clblast.get()};
+  // Choices are only valid for the kernels and parameters they were measured with.
+  s.header =
+      str_cat("# ", device_key(target.device), "\n# tiled ", config.text(), " source ",
+              source_hash(kernel_source("gemm_tiled.cl")), "\n# clblast ", source_hash(tuned_text), "\n");
   s.load_choices();
 }
 
@@ -118,28 +130,37 @@ void GemmDispatcher::warm_up(const GemmArgs& shape) {
     return;
   }
 
-  State::Choice choice;
-  choice.key = shape_class.key();
-  double best = 1e30;
-  for (GemmProvider* provider :
-       {static_cast<GemmProvider*>(s.tiled.get()), static_cast<GemmProvider*>(s.clblast.get())}) {
-    double seconds;
+  // Warm every candidate (compiles kernels, sizes buffers), then time them in interleaved rounds
+  // (A B C, A B C, ...) keeping each one's fastest run: a neighbour that takes the CPU for a while then
+  // slows the candidates alike instead of whichever happened to be running.
+  std::vector<GemmProvider*> candidates;
+  for (GemmProvider* provider : s.all) {
     try {
       provider->warm_up(scratch.args());
-      seconds = time_provider(*provider, scratch.args(), s.target.queue, 1, /*already_warm=*/true);
-      if (const int more = timed_runs(seconds) - 1; more > 0)
-        seconds = std::min(seconds, time_provider(*provider, scratch.args(), s.target.queue, more, true));
-    } catch (const Error& e) {
-      // CLBlast can reject shapes or fail to build on some drivers; the tiled kernel then serves the class.
-      if (provider == s.tiled.get()) throw;
-      continue;
-    }
-    choice.measurements.push_back({std::string(provider->name()), seconds});
-    if (seconds < best) {
-      best = seconds;
-      choice.provider = std::string(provider->name());
+      candidates.push_back(provider);
+    } catch (const Error&) {
+      // CLBlast can reject shapes or fail to build on some drivers; our kernels then serve the class.
+      if (provider != s.clblast.get()) throw;
     }
   }
+  std::vector<double> fastest(candidates.size(), 1e30);
+  double elapsed = 0;
+  for (int round = 0; round < kMaxRounds; ++round) {
+    const double leader = *std::min_element(fastest.begin(), fastest.end());
+    for (size_t i = 0; i < candidates.size(); ++i) {
+      if (round > 0 && fastest[i] > kHopeless * leader) continue;  // clearly losing: spare the time
+      const double seconds = time_provider(*candidates[i], scratch.args(), s.target.queue, 1, true);
+      fastest[i] = std::min(fastest[i], seconds);
+      elapsed += seconds;
+    }
+    if (round + 1 >= kMinRounds && elapsed > kEnoughSeconds) break;
+  }
+  State::Choice choice;
+  choice.key = shape_class.key();
+  for (size_t i = 0; i < candidates.size(); ++i)
+    choice.measurements.push_back({std::string(candidates[i]->name()), fastest[i]});
+  choice.provider =
+      choice.measurements[std::min_element(fastest.begin(), fastest.end()) - fastest.begin()].provider;
   s.choices[shape_class.packed()] = std::move(choice);
   s.store_choices();
 }

@@ -2,10 +2,12 @@
 // convolution as im2col+GEMM, 1x1 convolution) goes through one GemmDispatcher per device.
 //
 // Two providers compute the same thing: CLBlast (with parameters tuned for the device once
-// `convoy-worker --tune` has stored them) and our own register-tiled kernel
-// (opencl/kernels/gemm_tiled.cl). At plan time, `warm_up` measures both once per shape class and
-// remembers the faster, in memory and in the cache folder; `enqueue` then only dispatches. Nothing is
-// measured, compiled or allocated inside `enqueue` for a shape class that was warmed.
+// `convoy-worker --tune` has stored them) and our own register-tiled kernels
+// (opencl/kernels/gemm_tiled.cl), the latter with two tile shapes ("tiled" and "tiled_narrow") that
+// the dispatcher treats as separate candidates. At plan time, `warm_up` measures every candidate once
+// per shape class and remembers the fastest, in memory and in the cache folder; `enqueue` then only
+// dispatches. Nothing is measured, compiled or allocated inside `enqueue` for a shape class that was
+// warmed.
 #pragma once
 
 #include <cstddef>
@@ -152,8 +154,8 @@ class GemmDispatcher {
   GemmDispatcher(const GemmDispatcher&) = delete;
   GemmDispatcher& operator=(const GemmDispatcher&) = delete;
 
-  // Plan time: if this shape's class has no remembered choice, runs both providers on scratch buffers
-  // of the same shape (one untimed run, then a few timed ones) and remembers the faster; otherwise runs
+  // Plan time: if this shape's class has no remembered choice, runs every provider on scratch buffers
+  // of the same shape (one untimed run, then a few timed ones) and remembers the fastest; otherwise runs
   // the chosen provider once, so its kernels are compiled. Buffers in `shape` are not touched: only
   // sizes, transposes, leading dimensions, offsets, strides and the epilogue's presence count.
   void warm_up(const GemmArgs& shape);
@@ -166,7 +168,8 @@ class GemmDispatcher {
   std::vector<ProviderMeasurement> measurements(const ShapeClass& shape_class) const;  // empty if loaded
   size_t unwarmed_calls() const;
 
-  GemmProvider& provider(std::string_view name);  // "clblast" or "tiled"; throws kInvalidInput otherwise
+  // "tiled", "tiled_narrow" or "clblast"; throws kInvalidInput otherwise.
+  GemmProvider& provider(std::string_view name);
   // Forgets remembered choices (in memory; the file is rewritten at the next measurement).
   void forget_choices();
 
@@ -181,7 +184,8 @@ std::filesystem::path default_cache_dir();
 // `convoy-worker --tune`: measures and stores, in `cache_dir`, what every later GemmDispatcher on this
 // device loads: CLBlast's GEMM parameters from its own tuners (applied with clblast::OverrideParameters)
 // and the tiled kernel's tile sizes. Forgets the remembered provider choices of this device, since they
-// were measured with the old parameters. Progress goes to `log`. Takes 10+ minutes on a 2-core CPU.
+// were measured with the old parameters. Progress goes to `log`. Slow: CLBlast builds one program per
+// configuration it tries (about 500 for Xgemm alone), so an hour or more on a 2-core CPU.
 struct TuneOptions {
   size_t size = 512;  // M = N = K the CLBlast tuners run at (multiples of 256 suit every tuner)
   // Fraction of the larger, random part of CLBlast's GEMM searches; their fixed first part (488

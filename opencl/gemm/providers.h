@@ -53,15 +53,20 @@ size_t bias_extent(const GemmArgs& args);
 
 // Tile sizes of the tiled kernel: compile-time defines, chosen per device by `tune_tiled`.
 struct TiledConfig {
-  int tm = 8, tnv = 2;            // gemm_nvec: tm rows × 16·tnv columns per work-item
+  int tm = 8, tnv = 2;  // gemm_nvec: tm rows × 16·tnv columns per work-item
+  // A second gemm_nvec tile, served as its own provider ("tiled_narrow"): taller and narrower tiles
+  // halve the B traffic per k step, which wins where B is not packed (C with few rows, small K).
+  int narrow_tm = 16, narrow_tnv = 1;
   int ktm = 4, ktn = 4;           // gemm_kvec: ktm rows × ktn columns per work-item
   size_t local0 = 1, local1 = 1;  // work-group shape; 1×1 on CPUs, where one work-item fills the SIMD
   // gemm_nvec packs B into panels first when C has at least this many rows (P, the rows of the product it
   // computes): the copy costs one pass over B and pays off once B is reused by many row tiles.
   size_t pack_min_rows = 256;
+  size_t nt_pack_min_rows = 32;  // the same for NT products, which otherwise run gemm_kvec
 
   std::string build_options() const;
-  std::string text() const;                         // "tm=8 tnv=2 ktm=4 ktn=4 local=1x1"
+  std::string text() const;      // "tm=8 tnv=2 narrow=16x1 ktm=4 ktn=4 local=1x1 pack=256 ntpack=32"
+  TiledConfig narrowed() const;  // this config with the narrow tile as its gemm_nvec tile
   static TiledConfig parse(std::string_view text);  // throws kInvalidInput naming the bad field
   static TiledConfig default_for(cl_device_id device);
   friend bool operator==(const TiledConfig&, const TiledConfig&) = default;
@@ -69,9 +74,9 @@ struct TiledConfig {
 
 class TiledProvider final : public GemmProvider {
  public:
-  TiledProvider(ProgramSource& programs, TiledConfig config);
+  TiledProvider(ProgramSource& programs, TiledConfig config, std::string name = "tiled");
   ~TiledProvider() override;
-  std::string_view name() const override { return "tiled"; }
+  std::string_view name() const override { return name_; }
   void warm_up(const GemmArgs& runnable) override;
   void enqueue(const GemmArgs& args, cl_event* event = nullptr) override;
   const TiledConfig& config() const { return config_; }
@@ -93,10 +98,12 @@ class TiledProvider final : public GemmProvider {
   void ensure_pack_buffer(size_t bytes);
   ProgramSource& programs_;
   TiledConfig config_;
+  std::string name_;
   std::mutex mutex_;
   cl_kernel nvec_ = nullptr;
   cl_kernel kvec_ = nullptr;
   cl_kernel pack_b_ = nullptr;
+  cl_kernel pack_bt_ = nullptr;
   cl_mem pack_ = nullptr;  // packed B, grown at warm-up to what the warmed shapes need
   size_t pack_bytes_ = 0;
 };

@@ -53,8 +53,8 @@ std::string TiledConfig::build_options() const {
 }
 
 std::string TiledConfig::text() const {
-  return str_cat("tm=", tm, " tnv=", tnv, " ktm=", ktm, " ktn=", ktn, " local=", local0, "x", local1,
-                 " pack=", pack_min_rows);
+  return str_cat("tm=", tm, " tnv=", tnv, " narrow=", narrow_tm, "x", narrow_tnv, " ktm=", ktm, " ktn=", ktn,
+                 " local=", local0, "x", local1, " pack=", pack_min_rows);
 }
 
 TiledConfig TiledConfig::parse(std::string_view text) {
@@ -74,6 +74,13 @@ TiledConfig TiledConfig::parse(std::string_view text) {
       config.ktm = parse_int(value, name);
     } else if (name == "ktn") {
       config.ktn = parse_int(value, name);
+    } else if (name == "narrow") {
+      const size_t x = value.find('x');
+      CONVOY_CHECK(x != std::string::npos, "tiled config: narrow must be TMxTNV, got '", value, "'");
+      config.narrow_tm = parse_int(std::string_view(value).substr(0, x), "narrow");
+      config.narrow_tnv = parse_int(std::string_view(value).substr(x + 1), "narrow");
+    } else if (name == "ntpack") {
+      config.nt_pack_min_rows = parse_int(value, name);
     } else if (name == "pack") {
       config.pack_min_rows = parse_int(value, name);
     } else if (name == "local") {
@@ -88,6 +95,13 @@ TiledConfig TiledConfig::parse(std::string_view text) {
   return config;
 }
 
+TiledConfig TiledConfig::narrowed() const {
+  TiledConfig narrow = *this;
+  narrow.tm = narrow_tm;
+  narrow.tnv = narrow_tnv;
+  return narrow;
+}
+
 TiledConfig TiledConfig::default_for(cl_device_id device) {
   cl_device_type type = 0;
   cl_check(clGetDeviceInfo(device, CL_DEVICE_TYPE, sizeof(type), &type, nullptr), "clGetDeviceInfo");
@@ -96,6 +110,8 @@ TiledConfig TiledConfig::default_for(cl_device_id device) {
     // A GPU runs one work-item per lane: a smaller register tile and real work-groups. `--tune` measures.
     config.tm = 4;
     config.tnv = 1;
+    config.narrow_tm = 8;
+    config.narrow_tnv = 1;
     config.ktm = 2;
     config.ktn = 2;
     config.local0 = 16;
@@ -104,11 +120,11 @@ TiledConfig TiledConfig::default_for(cl_device_id device) {
   return config;
 }
 
-TiledProvider::TiledProvider(ProgramSource& programs, TiledConfig config)
-    : programs_(programs), config_(config) {}
+TiledProvider::TiledProvider(ProgramSource& programs, TiledConfig config, std::string name)
+    : programs_(programs), config_(config), name_(std::move(name)) {}
 
 TiledProvider::~TiledProvider() {
-  for (cl_kernel kernel : {nvec_, kvec_, pack_b_})
+  for (cl_kernel kernel : {nvec_, kvec_, pack_b_, pack_bt_})
     if (kernel) clReleaseKernel(kernel);
   if (pack_) clReleaseMemObject(pack_);
 }
@@ -123,6 +139,8 @@ void TiledProvider::ensure_kernels() {
   cl_check(status, "clCreateKernel", "gemm_kvec");
   pack_b_ = clCreateKernel(program, "gemm_pack_b", &status);
   cl_check(status, "clCreateKernel", "gemm_pack_b");
+  pack_bt_ = clCreateKernel(program, "gemm_pack_b_transposed", &status);
+  cl_check(status, "clCreateKernel", "gemm_pack_b_transposed");
 }
 
 void TiledProvider::warm_up(const GemmArgs& runnable) {
@@ -147,7 +165,9 @@ TiledProvider::Launch TiledProvider::plan(const GemmArgs& args) const {
   l.swap = ta && tb;
   l.p = l.swap ? args.n : args.m;
   l.q = l.swap ? args.m : args.n;
-  l.pack = l.p >= config_.pack_min_rows;
+  // Packing costs one pass over B, 1/P of the product's work. An NT product (B stored transposed) packs
+  // from few rows up: gemm_kvec's per-element reductions cost more than that whenever K is small.
+  l.pack = l.p >= (!ta && tb ? config_.nt_pack_min_rows : config_.pack_min_rows);
   l.kvec = !ta && tb && !l.pack;
   l.x = l.swap ? args.b : args.a;
   l.x_offset = l.swap ? args.b_offset : args.a_offset;
@@ -229,19 +249,35 @@ void TiledProvider::enqueue(const GemmArgs& args, cl_event* event) {
   if (l.pack) {
     // Sized at warm-up; a shape never warmed may have to grow it here.
     ensure_pack_buffer(l.y_batches * l.panel_floats * sizeof(float));
-    ArgSetter(pack_b_)
-        .u64(args.k)
-        .u64(l.q)
-        .mem(l.y)
-        .u64(l.y_offset)
-        .u64(l.y_sk)
-        .u64(l.y_sj)
-        .u64(l.y_batch)
-        .mem(pack_)
-        .u64(l.panel_floats);
-    const size_t pack_global[3] = {round_up(l.q, 16 * config_.tnv) / 16, args.k, l.y_batches};
-    cl_check(clEnqueueNDRangeKernel(queue, pack_b_, 3, nullptr, pack_global, nullptr, 0, nullptr, nullptr),
-             "clEnqueueNDRangeKernel", "gemm_pack_b for " + what);
+    const size_t chunks = round_up(l.q, 16 * config_.tnv) / 16;
+    if (l.y_sk == 1 && l.y_sj != 1) {
+      ArgSetter(pack_bt_)
+          .u64(args.k)
+          .u64(l.q)
+          .mem(l.y)
+          .u64(l.y_offset)
+          .u64(l.y_sj)
+          .u64(l.y_batch)
+          .mem(pack_)
+          .u64(l.panel_floats);
+      const size_t pack_global[3] = {chunks, ceil_div(args.k, 16), l.y_batches};
+      cl_check(clEnqueueNDRangeKernel(queue, pack_bt_, 3, nullptr, pack_global, nullptr, 0, nullptr, nullptr),
+               "clEnqueueNDRangeKernel", "gemm_pack_b_transposed for " + what);
+    } else {
+      ArgSetter(pack_b_)
+          .u64(args.k)
+          .u64(l.q)
+          .mem(l.y)
+          .u64(l.y_offset)
+          .u64(l.y_sk)
+          .u64(l.y_sj)
+          .u64(l.y_batch)
+          .mem(pack_)
+          .u64(l.panel_floats);
+      const size_t pack_global[3] = {chunks, args.k, l.y_batches};
+      cl_check(clEnqueueNDRangeKernel(queue, pack_b_, 3, nullptr, pack_global, nullptr, 0, nullptr, nullptr),
+               "clEnqueueNDRangeKernel", "gemm_pack_b for " + what);
+    }
     y = pack_;
     y_offset = 0;
     y_sk = 16 * config_.tnv;
@@ -297,39 +333,56 @@ TiledConfig load_tiled_config(const std::filesystem::path& cache_dir, cl_device_
 TiledConfig tune_tiled(const ClTarget& target, std::ostream& log) {
   cl_device_type type = 0;
   cl_check(clGetDeviceInfo(target.device, CL_DEVICE_TYPE, sizeof(type), &type, nullptr), "clGetDeviceInfo");
-  const bool cpu = type & CL_DEVICE_TYPE_CPU;
-  // Register tiles that fit 32 vector registers (AVX-512) with room for the operands, and for GPUs
-  // smaller tiles with work-groups of 64. Each candidate costs one program build.
-  std::vector<TiledConfig> candidates;
-  if (cpu) {
-    candidates = {
-        {8, 2, 4, 4, 1, 1}, {6, 2, 3, 4, 1, 1}, {4, 4, 4, 6, 1, 1}, {12, 1, 2, 8, 1, 1}, {4, 2, 4, 2, 1, 1}};
-  } else {
-    candidates = {{4, 1, 2, 2, 16, 4}, {2, 1, 1, 2, 16, 4}, {4, 1, 2, 2, 8, 8}, {8, 1, 4, 2, 32, 2}};
-  }
-  // gemm_nvec on a square NN product large enough to be compute-bound (B packed, as such sizes run), and
-  // gemm_kvec on an NT product with fewer rows than packing starts at, which is where it serves.
-  GemmArgs nn = dense_gemm(Transpose::kNo, Transpose::kNo, 512, 512, 512, nullptr, nullptr, nullptr);
-  GemmArgs nt = dense_gemm(Transpose::kNo, Transpose::kYes, 128, 1024, 512, nullptr, nullptr, nullptr);
-  for (TiledConfig& candidate : candidates) candidate.pack_min_rows = 256;
-  ScratchOperands nn_ops(target, nn), nt_ops(target, nt);
+  // Each candidate sets all three tiles, measured independently: the wide gemm_nvec tile on a square NN
+  // product large enough to be compute-bound (B packed, as such sizes run), the narrow one on a product
+  // with few rows (B unpacked), the gemm_kvec tile on an NT product with fewer rows than packing starts
+  // at (a linear layer at batch 16). AVX-512 CPUs: tiles that fit 32 vector registers with room for the
+  // operands; GPUs: smaller tiles in work-groups of 64. Each candidate costs two program builds.
+  const std::vector<std::string> candidates =
+      type & CL_DEVICE_TYPE_CPU ? std::vector<std::string>{"tm=8 tnv=2 narrow=16x1 ktm=4 ktn=4",
+                                                           "tm=6 tnv=2 narrow=12x1 ktm=3 ktn=4",
+                                                           "tm=4 tnv=4 narrow=8x1 ktm=2 ktn=8",
+                                                           "tm=12 tnv=1 narrow=24x1 ktm=4 ktn=6"}
+                                : std::vector<std::string>{"tm=4 tnv=1 narrow=8x1 ktm=2 ktn=2 local=16x4",
+                                                           "tm=2 tnv=1 narrow=4x1 ktm=1 ktn=2 local=16x4",
+                                                           "tm=4 tnv=1 narrow=8x1 ktm=2 ktn=2 local=8x8"};
+  struct Probe {
+    const char* what;
+    GemmArgs shape;
+    std::unique_ptr<ScratchOperands> operands = nullptr;
+    double best_seconds = 1e30;
+    TiledConfig best = {};
+  };
+  Probe probes[] = {{"wide NN 512x512x512",
+                     dense_gemm(Transpose::kNo, Transpose::kNo, 512, 512, 512, nullptr, nullptr, nullptr)},
+                    {"narrow NN 64x8192x576",
+                     dense_gemm(Transpose::kNo, Transpose::kNo, 64, 8192, 576, nullptr, nullptr, nullptr)},
+                    {"kvec NT 16x1024x512",
+                     dense_gemm(Transpose::kNo, Transpose::kYes, 16, 1024, 512, nullptr, nullptr, nullptr)}};
+  for (Probe& probe : probes) probe.operands = std::make_unique<ScratchOperands>(target, probe.shape);
   ProgramSource programs(target);
-  TiledConfig best_nvec = candidates.front(), best_kvec = candidates.front();
-  double best_nvec_s = 1e30, best_kvec_s = 1e30;
-  for (const TiledConfig& candidate : candidates) {
-    TiledProvider provider(programs, candidate);
-    const double nvec_s = time_provider(provider, nn_ops.args(), target.queue, 3);
-    const double kvec_s = time_provider(provider, nt_ops.args(), target.queue, 3);
-    log << "tiled " << candidate.text() << ": NN 512x512x512 " << 2.0 * 512 * 512 * 512 / nvec_s * 1e-9
-        << " GFLOP/s, NT 128x1024x512 " << 2.0 * 128 * 1024 * 512 / kvec_s * 1e-9 << " GFLOP/s" << std::endl;
-    if (nvec_s < best_nvec_s) best_nvec_s = nvec_s, best_nvec = candidate;
-    if (kvec_s < best_kvec_s) best_kvec_s = kvec_s, best_kvec = candidate;
+  for (const std::string& text : candidates) {
+    const TiledConfig candidate = TiledConfig::parse(text);
+    TiledProvider wide(programs, candidate);
+    TiledProvider narrow(programs, candidate.narrowed());
+    GemmProvider* runs_on[] = {&wide, &narrow, &wide};
+    log << "tiled " << candidate.text() << ":";
+    for (size_t i = 0; i < std::size(probes); ++i) {
+      Probe& probe = probes[i];
+      const double seconds = time_provider(*runs_on[i], probe.operands->args(), target.queue, 3);
+      const GemmArgs& g = probe.shape;
+      log << " " << probe.what << " " << 2.0 * g.m * g.n * g.k / seconds * 1e-9 << " GFLOP/s";
+      if (seconds < probe.best_seconds) probe.best_seconds = seconds, probe.best = candidate;
+    }
+    log << std::endl;
   }
-  // One program holds both kernels, so the two winners combine when they agree on the work-group shape.
-  TiledConfig best = best_nvec;
-  if (best_kvec.local0 == best.local0 && best_kvec.local1 == best.local1) {
-    best.ktm = best_kvec.ktm;
-    best.ktn = best_kvec.ktn;
+  TiledConfig best = probes[0].best;
+  best.narrow_tm = probes[1].best.narrow_tm;
+  best.narrow_tnv = probes[1].best.narrow_tnv;
+  // One program holds both wide kernels, so the kvec winner joins when it agrees on the work-group shape.
+  if (probes[2].best.local0 == best.local0 && probes[2].best.local1 == best.local1) {
+    best.ktm = probes[2].best.ktm;
+    best.ktn = probes[2].best.ktn;
   }
   return best;
 }

@@ -220,6 +220,37 @@ __kernel void gemm_pack_b(const ulong k, const ulong n, __global const float* b,
   vstore16(v, 0, packed + batch * packed_batch + (j / TN) * k * TN + kk * TN + j % TN);
 }
 
+// gemm_pack_b for a B stored transposed (element (k,j) at b[j·b_sj + k]: linear weights, K^T in
+// attention): each work-item moves a 16×16 block, reading 16 contiguous runs along K and writing 16
+// contiguous runs along N, instead of 16 single floats from 16 rows per output vector.
+// Global size (ceil(N/TN)·TN/16, ceil(K/16), batches).
+__kernel void gemm_pack_b_transposed(const ulong k, const ulong n, __global const float* b,
+                                     const ulong b_offset, const ulong b_sj, const ulong b_batch,
+                                     __global float* packed, const ulong packed_batch) {
+  const ulong j0 = get_global_id(0) * 16;
+  const ulong k0 = get_global_id(1) * 16;
+  const ulong batch = get_global_id(2);
+  b += b_offset + batch * b_batch;
+  float tile[16][16];  // [k - k0][j - j0]
+#pragma unroll
+  for (int jj = 0; jj < 16; ++jj) {
+    const ulong j = j0 + jj;
+    if (j < n && k0 + 16 <= k) {
+      float run[16];
+      vstore16(vload16(0, b + j * b_sj + k0), 0, run);
+#pragma unroll
+      for (int kk = 0; kk < 16; ++kk) tile[kk][jj] = run[kk];
+    } else {
+#pragma unroll
+      for (int kk = 0; kk < 16; ++kk) tile[kk][jj] = (j < n && k0 + kk < k) ? b[j * b_sj + k0 + kk] : 0.0f;
+    }
+  }
+  __global float* out = packed + batch * packed_batch + (j0 / TN) * k * TN + j0 % TN;
+#pragma unroll
+  for (int kk = 0; kk < 16; ++kk)
+    if (k0 + kk < k) vstore16(vload16(0, tile[kk]), 0, out + (k0 + kk) * TN);
+}
+
 // Global size (ceil(M/KTM), ceil(N/KTN), batch). A(i,k) = a[i·a_si + k], B(k,j) = b[j·b_sj + k]:
 // both contiguous along K, so each (i,j) accumulates a float16 of partial dot products and reduces it
 // once at the end.
