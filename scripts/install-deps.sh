@@ -4,7 +4,7 @@
 # and sanitizers). Idempotent: apt is only called when something is missing.
 set -euo pipefail
 
-packages=(build-essential cmake ninja-build pkg-config capnproto libcapnp-dev libzmq3-dev
+packages=(build-essential cmake ninja-build pkg-config capnproto libcapnp-dev libzmq3-dev cppzmq-dev
           libyaml-cpp-dev libboost-dev libboost-system-dev zlib1g-dev
           ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo libclblast-dev libopenblas-dev)
 if [[ "${1:-}" == "--test" ]]; then

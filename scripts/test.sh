@@ -17,4 +17,4 @@ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCONVOY_SAN
 cmake --build build-asan -j "$jobs" --target convoy_unit_tests
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
   ctest --test-dir build-asan --output-on-failure -j "$jobs" -L unit \
-  -R "zip|pickle|unpickler|archive|npy|serialize|schema|parser|lexer"
+  -R "zip|pickle|unpickler|archive|npy|serialize|schema|parser|lexer|wire"

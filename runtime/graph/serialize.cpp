@@ -3,12 +3,16 @@
 #include <capnp/message.h>
 #include <capnp/serialize.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
+#include <mutex>
+#include <tuple>
 
 #include "runtime/error.h"
 #include "runtime/executor.h"
 #include "runtime/ops/registry.h"
+#include "runtime/sha256.h"
 #include "schema/graph.capnp.h"
 
 namespace convoy {
@@ -50,7 +54,38 @@ TypePtr read_type(schema::Type::Reader in, int depth = 0) {
   return t;
 }
 
-void write_constant(const IValue& v, schema::Constant::Builder out) {
+// Where externalised tensor constants go while writing one graph.
+struct ExternalSink {
+  size_t threshold = SIZE_MAX;
+  std::vector<ExternalWeight>* out = nullptr;
+  int value_id = 0;  // of the prim::Constant being written
+};
+
+// SHA-256 of a contiguous tensor's bytes, memoised per (storage, offset, size) while the storage lives:
+// a coordinator re-planning the same model does not hash its weights again.
+std::string weight_hash(const Tensor& t) {
+  struct Entry {
+    std::weak_ptr<Storage> storage;
+    std::string hash;
+  };
+  static std::mutex mutex;
+  static std::map<std::tuple<const Storage*, int64_t, size_t>, Entry> memo;
+  const auto key = std::make_tuple(t.storage().get(), t.offset(), t.nbytes());
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto it = memo.find(key);
+    if (it != memo.end() && !it->second.storage.expired() && it->second.storage.lock() == t.storage())
+      return it->second.hash;
+  }
+  const auto digest = sha256(t.raw_data(), t.nbytes());
+  std::string hash(reinterpret_cast<const char*>(digest.data()), digest.size());
+  std::lock_guard<std::mutex> lock(mutex);
+  for (auto it = memo.begin(); it != memo.end();) it = it->second.storage.expired() ? memo.erase(it) : ++it;
+  memo[key] = Entry{t.storage(), hash};
+  return hash;
+}
+
+void write_constant(const IValue& v, schema::Constant::Builder out, ExternalSink& sink) {
   if (v.is_none()) {
     out.setNone();
   } else if (v.is_bool()) {
@@ -70,18 +105,26 @@ void write_constant(const IValue& v, schema::Constant::Builder out) {
     auto shape = td.initShape(static_cast<unsigned>(t.dim()));
     for (int64_t i = 0; i < t.dim(); ++i)
       shape.set(static_cast<unsigned>(i), t.sizes()[static_cast<size_t>(i)]);
-    td.setData(kj::arrayPtr(static_cast<const kj::byte*>(t.raw_data()), t.nbytes()));
+    if (sink.out && t.nbytes() >= sink.threshold) {
+      std::string hash = weight_hash(t);
+      td.setContentHash(kj::arrayPtr(reinterpret_cast<const kj::byte*>(hash.data()), hash.size()));
+      const bool known = std::any_of(sink.out->begin(), sink.out->end(),
+                                     [&](const ExternalWeight& w) { return w.hash == hash; });
+      if (!known) sink.out->push_back(ExternalWeight{sink.value_id, std::move(hash), t});
+    } else {
+      td.setData(kj::arrayPtr(static_cast<const kj::byte*>(t.raw_data()), t.nbytes()));
+    }
   } else if (v.is_list() || v.is_tuple()) {
     const IValueList& items = v.to_list_or_tuple();
     auto list = v.is_list() ? out.initList(static_cast<unsigned>(items.size()))
                             : out.initTuple(static_cast<unsigned>(items.size()));
-    for (size_t i = 0; i < items.size(); ++i) write_constant(items[i], list[static_cast<unsigned>(i)]);
+    for (size_t i = 0; i < items.size(); ++i) write_constant(items[i], list[static_cast<unsigned>(i)], sink);
   } else {
     fail(ErrorKind::kUnsupported, "cannot serialise a constant of kind ", v.kind_name());
   }
 }
 
-IValue read_constant(schema::Constant::Reader in, int depth = 0) {
+IValue read_constant(schema::Constant::Reader in, const WeightResolver* resolver, int depth = 0) {
   CONVOY_CHECK(depth < 32, "graph message: constant nested deeper than 32 levels");
   switch (in.which()) {
     case schema::Constant::NONE:
@@ -106,6 +149,21 @@ IValue read_constant(schema::Constant::Reader in, int depth = 0) {
         shape.push_back(d);
       }
       auto data = td.getData();
+      if (td.hasContentHash() && data.size() == 0) {
+        auto hash = td.getContentHash();
+        CONVOY_CHECK(hash.size() == 32, "graph message: tensor contentHash of ", hash.size(),
+                     " bytes (expected 32)");
+        CONVOY_CHECK(resolver != nullptr, "graph message: tensor ", dtype_name(dtype), shape_str(shape),
+                     " refers to weight ",
+                     hex_string(std::string_view(reinterpret_cast<const char*>(hash.begin()), 8)),
+                     "... by hash, but no weights came with it");
+        Tensor t =
+            (*resolver)(std::string(reinterpret_cast<const char*>(hash.begin()), hash.size()), dtype, shape);
+        CONVOY_CHECK(t.defined() && t.dtype() == dtype && t.sizes() == shape,
+                     "graph message: weight resolved for ", dtype_name(dtype), shape_str(shape), " is ",
+                     t.defined() ? t.describe() : std::string("undefined"));
+        return IValue(t);
+      }
       // Multiply with an overflow guard before comparing against the received byte count.
       unsigned __int128 need = dtype_size(dtype);
       for (int64_t d : shape) need *= static_cast<unsigned __int128>(d);
@@ -119,7 +177,7 @@ IValue read_constant(schema::Constant::Reader in, int depth = 0) {
     case schema::Constant::TUPLE: {
       auto items_in = in.which() == schema::Constant::LIST ? in.getList() : in.getTuple();
       IValueList items;
-      for (auto c : items_in) items.push_back(read_constant(c, depth + 1));
+      for (auto c : items_in) items.push_back(read_constant(c, resolver, depth + 1));
       return in.which() == schema::Constant::LIST ? IValue::list(std::move(items))
                                                   : IValue::tuple(std::move(items));
     }
@@ -133,7 +191,7 @@ void write_ids(const std::vector<Value*>& values, List out) {
     out.set(static_cast<unsigned>(i), static_cast<uint32_t>(values[i]->id));
 }
 
-void write_block(const Block& block, schema::Block::Builder out) {
+void write_block(const Block& block, schema::Block::Builder out, ExternalSink& sink) {
   write_ids(block.params, out.initParams(static_cast<unsigned>(block.params.size())));
   write_ids(block.returns, out.initReturns(static_cast<unsigned>(block.returns.size())));
   auto nodes = out.initNodes(static_cast<unsigned>(block.nodes.size()));
@@ -145,8 +203,12 @@ void write_block(const Block& block, schema::Block::Builder out) {
     write_ids(n.inputs, nb.initInputs(static_cast<unsigned>(n.inputs.size())));
     write_ids(n.outputs, nb.initOutputs(static_cast<unsigned>(n.outputs.size())));
     auto blocks = nb.initBlocks(static_cast<unsigned>(n.blocks.size()));
-    for (size_t b = 0; b < n.blocks.size(); ++b) write_block(*n.blocks[b], blocks[static_cast<unsigned>(b)]);
-    if (n.kind == "prim::Constant") write_constant(n.constant, nb.initConstant());
+    for (size_t b = 0; b < n.blocks.size(); ++b)
+      write_block(*n.blocks[b], blocks[static_cast<unsigned>(b)], sink);
+    if (n.kind == "prim::Constant") {
+      sink.value_id = n.outputs.empty() ? 0 : n.outputs[0]->id;
+      write_constant(n.constant, nb.initConstant(), sink);
+    }
     nb.setSourceFile(n.source.file);
     nb.setSourceLine(static_cast<uint32_t>(std::max(n.source.line, 0)));
   }
@@ -155,6 +217,7 @@ void write_block(const Block& block, schema::Block::Builder out) {
 struct Reader {
   Graph& graph;
   const OpRegistry& registry;
+  const WeightResolver* resolver = nullptr;
   std::vector<Value*> by_id;  // message id → value in the new graph
   std::vector<bool> defined;  // each id is defined exactly once
   std::vector<TypePtr> types;
@@ -208,7 +271,7 @@ struct Reader {
       if (kind == "prim::Constant") {
         CONVOY_CHECK(node->outputs.size() == 1 && node->inputs.empty(),
                      "graph message: malformed prim::Constant");
-        node->constant = read_constant(nin.getConstant());
+        node->constant = read_constant(nin.getConstant(), resolver);
       }
       if (kind == "prim::If")
         CONVOY_CHECK(node->blocks.size() == 2 && node->inputs.size() == 1,
@@ -236,9 +299,28 @@ struct Reader {
 
 }  // namespace
 
-std::vector<uint8_t> serialize_graph(const Graph& graph) {
-  capnp::MallocMessageBuilder message;
-  auto root = message.initRoot<schema::Graph>();
+namespace {
+
+std::unique_ptr<Graph> read_graph(schema::Graph::Reader root, const OpRegistry& registry,
+                                  const WeightResolver* resolver) {
+  auto graph = std::make_unique<Graph>();
+  Reader reader{*graph, registry, resolver, {}, {}, {}, {}};
+  auto values = root.getValues();
+  CONVOY_CHECK(values.size() < (1u << 26), "graph message: ", values.size(), " values is too many");
+  reader.by_id.resize(values.size());
+  reader.defined.assign(values.size(), false);
+  for (unsigned i = 0; i < values.size(); ++i) {
+    CONVOY_CHECK(values[i].getId() == i, "graph message: value ", i, " has id ", values[i].getId());
+    reader.by_id[i] = graph->new_value(read_type(values[i].getType()), values[i].getName().cStr());
+  }
+  reader.read_block(root.getTop(), graph->top(), 0);
+  return graph;
+}
+
+}  // namespace
+
+void serialize_graph_into(const Graph& graph, schema::Graph::Builder root, size_t externalize_bytes,
+                          std::vector<ExternalWeight>* external) {
   // Only values reachable from the graph are written, renumbered densely.
   auto values = root.initValues(static_cast<unsigned>(graph.num_values()));
   std::vector<const Value*> all(graph.num_values(), nullptr);
@@ -260,7 +342,13 @@ std::vector<uint8_t> serialize_graph(const Graph& graph) {
       write_type(*Type::any(), vb.initType());
     }
   }
-  write_block(*graph.top(), root.initTop());
+  ExternalSink sink{externalize_bytes, external, 0};
+  write_block(*graph.top(), root.initTop(), sink);
+}
+
+std::vector<uint8_t> serialize_graph(const Graph& graph) {
+  capnp::MallocMessageBuilder message;
+  serialize_graph_into(graph, message.initRoot<schema::Graph>(), SIZE_MAX, nullptr);
   kj::Array<capnp::word> words = capnp::messageToFlatArray(message);
   auto bytes = words.asBytes();
   return std::vector<uint8_t>(bytes.begin(), bytes.end());
@@ -277,19 +365,16 @@ std::unique_ptr<Graph> deserialize_graph(const uint8_t* data, size_t size, const
   options.nestingLimit = 128;
   try {
     capnp::FlatArrayMessageReader message(words, options);
-    auto root = message.getRoot<schema::Graph>();
-    auto graph = std::make_unique<Graph>();
-    Reader reader{*graph, registry, {}, {}, {}, {}};
-    auto values = root.getValues();
-    CONVOY_CHECK(values.size() < (1u << 26), "graph message: ", values.size(), " values is too many");
-    reader.by_id.resize(values.size());
-    reader.defined.assign(values.size(), false);
-    for (unsigned i = 0; i < values.size(); ++i) {
-      CONVOY_CHECK(values[i].getId() == i, "graph message: value ", i, " has id ", values[i].getId());
-      reader.by_id[i] = graph->new_value(read_type(values[i].getType()), values[i].getName().cStr());
-    }
-    reader.read_block(root.getTop(), graph->top(), 0);
-    return graph;
+    return read_graph(message.getRoot<schema::Graph>(), registry, nullptr);
+  } catch (const kj::Exception& e) {
+    fail(ErrorKind::kInvalidInput, "graph message: malformed Cap'n Proto data: ", e.getDescription().cStr());
+  }
+}
+
+std::unique_ptr<Graph> deserialize_graph(schema::Graph::Reader in, const OpRegistry& registry,
+                                         const WeightResolver& resolver) {
+  try {
+    return read_graph(in, registry, resolver ? &resolver : nullptr);
   } catch (const kj::Exception& e) {
     fail(ErrorKind::kInvalidInput, "graph message: malformed Cap'n Proto data: ", e.getDescription().cStr());
   }
