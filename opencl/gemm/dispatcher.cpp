@@ -7,6 +7,7 @@
 #include <ostream>
 #include <sstream>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "opencl/embedded_kernels.h"
 #include "opencl/gemm/gemm.h"
@@ -21,6 +22,17 @@ namespace {
 // leader runs no more.
 constexpr int kMinRounds = 2, kMaxRounds = 5;
 constexpr double kEnoughSeconds = 0.3, kHopeless = 3.0;
+
+// Every field of a GemmArgs but the buffers: what a provider's warm-up depends on (launch geometry,
+// packing buffer size, CLBlast's path).
+std::string exact_shape(const GemmArgs& a, std::string_view provider) {
+  const Epilogue& e = a.epilogue;
+  return str_cat(provider, ":", static_cast<int>(a.trans_a), static_cast<int>(a.trans_b), ":", a.m, ",", a.n,
+                 ",", a.k, ":", a.alpha, ",", a.beta, ":", a.a_offset, ",", a.lda, ",", a.b_offset, ",",
+                 a.ldb, ",", a.c_offset, ",", a.ldc, ":", a.batch_count, ",", a.a_stride, ",", a.b_stride,
+                 ",", a.c_stride, ":", static_cast<int>(e.bias_axis), ",", e.bias_offset, ",",
+                 static_cast<int>(e.activation), ",", e.min_value, ",", e.max_value);
+}
 
 // Stable 64-bit FNV-1a, for the choices file's header: choices measured with another version of the
 // tiled kernel or other CLBlast parameters are not trusted.
@@ -53,6 +65,9 @@ struct GemmDispatcher::State {
   std::string header;              // first lines of the choices file: what the choices are valid for
   mutable std::mutex mutex;
   std::unordered_map<uint64_t, Choice> choices;
+  // Exact shapes (everything but the buffers) already warmed with their class's choice: a plan runs the
+  // same convolution shape several times, and warming one runs it once more on scratch operands.
+  std::unordered_set<std::string> warmed;
   std::atomic<size_t> unwarmed{0};
 
   GemmProvider& by_name(std::string_view name) {
@@ -123,12 +138,14 @@ void GemmDispatcher::warm_up(const GemmArgs& shape) {
   validate(shape, /*check_buffers=*/false);
   State& s = *state_;
   const ShapeClass shape_class = ShapeClass::of(shape);
-  ScratchOperands scratch(s.target, shape);
   std::lock_guard lock(s.mutex);
   if (auto it = s.choices.find(shape_class.packed()); it != s.choices.end()) {
+    if (!s.warmed.insert(exact_shape(shape, it->second.provider)).second) return;
+    ScratchOperands scratch(s.target, shape);
     s.by_name(it->second.provider).warm_up(scratch.args());
     return;
   }
+  ScratchOperands scratch(s.target, shape);
 
   // Warm every candidate (compiles kernels, sizes buffers), then time them in interleaved rounds
   // (A B C, A B C, ...) keeping each one's fastest run: a neighbour that takes the CPU for a while then
@@ -161,6 +178,7 @@ void GemmDispatcher::warm_up(const GemmArgs& shape) {
     choice.measurements.push_back({std::string(candidates[i]->name()), fastest[i]});
   choice.provider =
       choice.measurements[std::min_element(fastest.begin(), fastest.end()) - fastest.begin()].provider;
+  s.warmed.insert(exact_shape(shape, choice.provider));
   s.choices[shape_class.packed()] = std::move(choice);
   s.store_choices();
 }
@@ -198,6 +216,7 @@ GemmProvider& GemmDispatcher::provider(std::string_view name) { return state_->b
 void GemmDispatcher::forget_choices() {
   std::lock_guard lock(state_->mutex);
   state_->choices.clear();
+  state_->warmed.clear();
 }
 
 void tune(const ClTarget& target, const std::filesystem::path& cache_dir, const TuneOptions& options,

@@ -165,6 +165,49 @@ __kernel void attn_softmax(__global float* scores, long scores_off, long n, long
   }
 }
 
+// attn_softmax_rows: attn_softmax with one work-item per row (CPUs, see nn_rows_layout); `rows` bounds
+// a launch rounded up to whole work-groups.
+__kernel void attn_softmax_rows(__global float* scores, long scores_off, long n, long rows_per_batch,
+                                __global const M_T* mask, long mask_off, long mask_step,
+                                __global const long* meta, int meta_off, long rows) {
+  meta += meta_off;
+  const long row = get_global_id(0);
+  if (row >= rows) return;
+  const long i = row % rows_per_batch;
+  const long base = scores_off + row * n;
+  long mask_base = mask_off;
+  {
+    const int r = (int)meta[0];
+    long rest = row;
+    for (int d = r - 1; d >= 0; --d) {
+      const long s = meta[1 + d];
+      mask_base += (rest % s) * meta[1 + r + d];
+      rest /= s;
+    }
+  }
+  float row_max = -INFINITY;
+  for (long j = 0; j < n; ++j) {
+    const float v = SCORE(j);
+    row_max = (isnan(v) || v > row_max) ? v : row_max;
+  }
+#ifdef ZERO_MASKED_ROWS
+  if (row_max == -INFINITY) {
+    for (long j = 0; j < n; ++j) scores[base + j] = 0.0f;
+    return;
+  }
+#endif
+  // exp once per element: the row is written with exp(s - max), then scaled (scores are float32 and
+  // the kernel works in place, so the masked score of an element is only read before it is written).
+  float sum = 0.0f;
+  for (long j = 0; j < n; ++j) {
+    const float e = exp(SCORE(j) - row_max);
+    scores[base + j] = e;
+    sum += e;
+  }
+  const float inv = 1.0f / sum;
+  for (long j = 0; j < n; ++j) scores[base + j] *= inv;
+}
+
 // avg[b, e] = mean over h of w[b, h, e] for contiguous w (B, H, E); 2D launch (E, B). The sum runs in
 // head order, as the reference's.
 __kernel void mean_heads(__global float* avg, long avg_off, __global const float* w, long w_off, long heads,

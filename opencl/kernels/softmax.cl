@@ -1,5 +1,8 @@
-// softmax / log_softmax over one dim: one work-group per row (every index of the other dims). Three
-// passes over the row: max, sum of exp(x - max), then the outputs.
+// softmax / log_softmax over one dim. Three passes over each row (every index of the other dims): max,
+// sum of exp(x - max), then the outputs.
+// softmax: one work-group per row, the passes split over its work-items with tree reductions (GPUs).
+// softmax_rows: one work-item per row (CPUs, see nn_rows_layout): on PoCL a work-group per row of 128
+// spent most of its time in barriers and work-group scheduling.
 // meta: rank R of the other dims, their sizes (R), input strides (R), output strides (R); the row has
 // `n` elements `in_step` / `out_step` apart. Accumulation in ACC (float or double).
 #ifdef USE_FP64
@@ -87,5 +90,53 @@ __kernel void softmax(__global OUT_T* out, long out_off, __global const IN_T* in
     ACC v = exp((ACC)IN_LD(in, ib + j * in_step) - row_max) * inv;
     OUT_ST(out, ob + j * out_step, v, OUT_T);
   }
+#endif
+}
+
+__kernel void softmax_rows(__global OUT_T* out, long out_off, __global const IN_T* in, long in_off,
+                           __global const long* meta, int meta_off, long n, long in_step, long out_step,
+                           long rows) {
+  meta += meta_off;
+  const int r = (int)meta[0];
+  long row = get_global_id(0);
+  if (row >= rows) return;
+  long ib = in_off, ob = out_off;
+  for (int d = r - 1; d >= 0; --d) {
+    long s = meta[1 + d];
+    long idx = row % s;
+    row /= s;
+    ib += idx * meta[1 + r + d];
+    ob += idx * meta[1 + 2 * r + d];
+  }
+  ACC m = -INFINITY;
+  for (long j = 0; j < n; ++j) {
+    ACC v = (ACC)IN_LD(in, ib + j * in_step);
+    m = (isnan(v) || v > m) ? v : m;
+  }
+  ACC sum = 0;
+#ifdef STORE_EXP
+  // Output and accumulation are both float: write exp(x - max) once, then scale it in place.
+  for (long j = 0; j < n; ++j) {
+    const ACC e = exp((ACC)IN_LD(in, ib + j * in_step) - m);
+    out[ob + j * out_step] = e;
+    sum += e;
+  }
+  const ACC inv = (ACC)1 / sum;
+  for (long j = 0; j < n; ++j) out[ob + j * out_step] *= inv;
+#else
+  for (long j = 0; j < n; ++j) sum += exp((ACC)IN_LD(in, ib + j * in_step) - m);
+#ifdef LOG_SOFTMAX
+  const ACC log_total = log(sum);
+  for (long j = 0; j < n; ++j) {
+    ACC v = (ACC)IN_LD(in, ib + j * in_step) - m - log_total;
+    OUT_ST(out, ob + j * out_step, v, OUT_T);
+  }
+#else
+  const ACC inv = (ACC)1 / sum;
+  for (long j = 0; j < n; ++j) {
+    ACC v = exp((ACC)IN_LD(in, ib + j * in_step) - m) * inv;
+    OUT_ST(out, ob + j * out_step, v, OUT_T);
+  }
+#endif
 #endif
 }

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "opencl/ops/launch_util.h"
+#include "opencl/ops/nn.h"
 #include "runtime/ops/kernel_util.h"
 #include "runtime/ops/registry.h"
 
@@ -170,12 +171,23 @@ Tensor softmax(OpContext& cx, const Tensor& self_in, int64_t dim, DType out_dtyp
   StridedLoop rows = collapse(sizes, {in_strides, out_strides});
   int64_t n = self.sizes()[d];
   DType acc = out_dtype == DType::kFloat64 ? DType::kFloat64 : DType::kFloat32;
-  size_t lsize = group_size(cx, n);
   KernelLaunch k;
   k.file = "softmax.cl";
-  k.kernel = "softmax";
   k.options = str_cat(acc_defines(cx, acc), load_defines(cx, "IN", self.dtype()),
                       store_defines(cx, "OUT", out_dtype), log ? " -DLOG_SOFTMAX" : "");
+  if (nn_rows_layout(cx)) {  // one work-item per row
+    const size_t lsize = std::min<size_t>(16, cx.device().max_work_group_size);
+    const size_t rows_count = static_cast<size_t>(rows.numel());
+    k.kernel = "softmax_rows";
+    if (!log && out_dtype == DType::kFloat32) k.options += " -DSTORE_EXP";
+    k.args = {out, self, loop_meta(rows, 2), n, self.strides()[d], out.strides()[d], rows.numel()};
+    k.global = {(rows_count + lsize - 1) / lsize * lsize};
+    k.local = {lsize};
+    cx.launch(std::move(k));
+    return out;
+  }
+  size_t lsize = group_size(cx, n);
+  k.kernel = "softmax";
   k.args = {out,
             self,
             loop_meta(rows, 2),

@@ -17,6 +17,7 @@
 
 #include "opencl/ops/launch_util.h"
 #include "opencl/ops/linalg.h"
+#include "opencl/ops/nn.h"
 #include "runtime/ops/kernel_util.h"
 #include "runtime/ops/registry.h"
 
@@ -255,8 +256,17 @@ void attention_softmax(OpContext& cx, const Tensor& scores, const Tensor& mask, 
   if (zero_masked_rows) options += " -DZERO_MASKED_ROWS";
   KernelLaunch k;
   k.file = "sequence.cl";
-  k.kernel = "attn_softmax";
   k.options = options;
+  if (nn_rows_layout(cx)) {  // one work-item per row
+    const size_t rows_lsize = std::min<size_t>(16, cx.device().max_work_group_size);
+    k.kernel = "attn_softmax_rows";
+    k.args = {scores, S, L, m, mask_step, meta, rows};
+    k.global = {(static_cast<size_t>(rows) + rows_lsize - 1) / rows_lsize * rows_lsize};
+    k.local = {rows_lsize};
+    cx.launch(std::move(k));
+    return;
+  }
+  k.kernel = "attn_softmax";
   k.args = {scores, S, L, m, mask_step, meta, LocalMemory{lsize * sizeof(float)}};
   k.global = {static_cast<size_t>(rows) * lsize};
   k.local = {lsize};

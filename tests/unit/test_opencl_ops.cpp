@@ -246,7 +246,8 @@ TEST_CASE("opencl: reductions match the reference", "[opencl][ops]") {
            {input(Tensor::zeros({0, 5}, DType::kFloat32)), ints({0}), constant(false), constant(IValue())});
 }
 
-TEST_CASE("opencl: softmax and log_softmax match the reference", "[opencl][ops]") {
+// Softmax rows of awkward lengths, strides, dims, log and fully masked rows.
+static void check_softmax_family() {
   check_op("aten::softmax.int", {x_input(1), constant(IValue(int64_t{-1})), constant(IValue())}, 1e-5, 1e-7);
   check_op("aten::softmax.int",
            {transposed({7, 5, 3}, 0, 2, 2), constant(IValue(int64_t{1})), constant(IValue())}, 1e-5, 1e-7);
@@ -261,6 +262,29 @@ TEST_CASE("opencl: softmax and log_softmax match the reference", "[opencl][ops]"
   for (int64_t i = 0; i < 36; i += 2) masked.set_double(i, -INFINITY);
   check_op("aten::softmax.int", {input(masked), constant(IValue(int64_t{1})), constant(IValue())}, 1e-5,
            1e-7);
+  // float16 in and out: the output is stored per element, not rescaled in place.
+  check_op("aten::softmax.int",
+           {x_input(6, DType::kFloat16), constant(IValue(int64_t{-1})), constant(IValue())}, 2e-3, 1e-4);
+}
+
+TEST_CASE("opencl: softmax and log_softmax match the reference", "[opencl][ops]") {
+  // Both kernels: a work-group per row (GPUs) and a work-item per row (CPUs).
+  for (const char* layout : {"rows", "elements"}) {
+    setenv("CONVOY_NN_LAYOUT", layout, 1);
+    INFO("CONVOY_NN_LAYOUT=" << layout);
+    check_softmax_family();
+  }
+  unsetenv("CONVOY_NN_LAYOUT");
+}
+
+TEST_CASE("opencl: gelu over both tails, infinities and NaN", "[opencl][ops]") {
+  // The float kernel goes through erfc (relative accuracy in the negative tail), not erf.
+  check_op("aten::gelu",
+           {input(random_tensor({3, 701}, 11, DType::kFloat32, -12, 12)), constant(IValue("none"))});
+  Tensor special = random_tensor({2, 8}, 12);
+  const double values[] = {INFINITY, -INFINITY, NAN, 0.0, -0.0, -40.0, 40.0, 1e-30};
+  for (int64_t i = 0; i < 8; ++i) special.set_double(i, values[i]);
+  check_op("aten::gelu", {input(special), constant(IValue("none"))});
 }
 
 TEST_CASE("opencl: factories match the reference", "[opencl][ops]") {

@@ -11,6 +11,7 @@
 // the build folder (CONVOY_CACHE_DIR), so reruns are fast.
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <random>
@@ -538,4 +539,37 @@ TEST_CASE("OpenCL scaled_dot_product_attention", "[opencl][sequence][attention]"
       CHECK_THAT(std::string(e.what()), Contains("float32"));
     }
   }
+}
+
+TEST_CASE("OpenCL attention softmax: a work-group per row and a work-item per row",
+          "[opencl][sequence][attention]") {
+  for (const char* layout : {"rows", "elements"}) {
+    setenv("CONVOY_NN_LAYOUT", layout, 1);
+    INFO("CONVOY_NN_LAYOUT=" << layout);
+    std::vector<int64_t> m(35, 1);
+    for (int64_t j = 0; j < 7; ++j) m[static_cast<size_t>(2 * 7 + j)] = 0;  // a fully masked row: zeros
+    m[3] = m[10] = m[30] = 0;
+    check_op("aten::scaled_dot_product_attention", "",
+             {input(rand_tensor({2, 3, 5, 8}, 31)), input(rand_tensor({2, 3, 7, 8}, 32)),
+              input(rand_tensor({2, 3, 7, 6}, 33)), constant(IValue(bools({5, 7}, m)))},
+             "sdpa bool mask");
+    check_op("aten::scaled_dot_product_attention", "",
+             {input(rand_tensor({2, 3, 5, 8}, 34)), input(rand_tensor({2, 3, 7, 8}, 35)),
+              input(rand_tensor({2, 3, 7, 6}, 36)), input(rand_tensor({2, 1, 5, 7}, 37))},
+             "sdpa float mask");
+    check_op("aten::scaled_dot_product_attention", "",
+             {transposed({2, 3, 5, 8}, 1, 2, 38), input(rand_tensor({2, 3, 7, 8}, 39)),
+              input(rand_tensor({2, 3, 7, 8}, 40)), none(), constant(IValue(0.0)), constant(IValue(true)),
+              constant(IValue(0.3))},
+             "sdpa causal");
+    std::vector<double> f(2 * 5 * 7, 0.0);
+    for (size_t i = 0; i < f.size(); ++i)
+      if (i % 7 != 0 && i % 4 == 1) f[i] = -3.0;
+    check_op("aten::_native_multi_head_attention", "",
+             mha_args(transposed({2, 5, 12}, 0, 1, 41), input(rand_tensor({2, 7, 12}, 42)),
+                      input(rand_tensor({2, 7, 12}, 43)), 12, 3, 44,
+                      input(Tensor::from_doubles({2, 1, 5, 7}, DType::kFloat32, f)), true, true, integer(2)),
+             "mha float mask");
+  }
+  unsetenv("CONVOY_NN_LAYOUT");
 }
