@@ -1,0 +1,160 @@
+#!/usr/bin/python3
+"""Distributed-path benchmarks (issue 4), each printing a table; see bench/README.md.
+
+    /usr/bin/python3 bench/cluster_bench.py --build BUILD [--only overhead|soak|resnet18]
+
+overhead  coordinator overhead per micro-batch: a 2,000-micro-batch job of the seed model (one sample
+          per micro-batch, microseconds of compute) through `serve` + one worker, once with one
+          micro-batch in flight (the round trip coordinator -> worker -> coordinator) and once with the
+          default window; the overhead is wall time per micro-batch minus the stage's measured compute.
+soak      the same 2,000-micro-batch job: coordinator and worker resident memory after the first 50
+          micro-batches and at the end (must stay within 10%).
+resnet18  torchvision resnet18, batch 8 at 224x224 (bench/make_bench_models.py), 12 micro-batches:
+          `run --workers 2` (each worker one core) against `run --workers 0` (two cores), and the
+          plan's predicted stage times against the measured ones.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "e2e"))
+from cluster_tests import Cluster  # noqa: E402
+
+
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+class Args:
+    def __init__(self, build: str, fixtures: str, workdir: str):
+        self.bin = os.path.join(build, "bin")
+        self.fixtures = fixtures
+        self.workdir = workdir
+
+
+def seed_job(c: Cluster, samples: int) -> str:
+    folder = os.path.join(c.dir, "seedjob")
+    os.makedirs(folder, exist_ok=True)
+    src = os.path.join(c.fixtures, "seed")
+    for i in range(2):
+        arr = np.load(os.path.join(src, f"input_{i}.npy"))
+        reps = (samples + len(arr) - 1) // len(arr)
+        np.save(os.path.join(folder, f"input_{i}.npy"), np.concatenate([arr] * reps)[:samples])
+    with open(os.path.join(folder, "job.yaml"), "w") as f:
+        f.write(f"model: '{os.path.join(src, 'model.pt')}'\ninputs: [input_0.npy, input_1.npy]\n"
+                f"output: out\nbatch_size: 1\n")
+    return os.path.join(folder, "job.yaml")
+
+
+def run_seed_job(args, name: str, max_in_flight: int, micro_batches: int, sample_memory: bool):
+    c = Cluster(args, name)
+    try:
+        server = c.serve(max_in_flight=max_in_flight)
+        worker = c.worker(1, backend="reference")
+        c.wait_workers(1)
+        job_yaml = seed_job(c, micro_batches)
+        out = c.cli("submit", job_yaml)
+        job = int(out.stdout.split("job")[1].split()[0])
+        early = None
+        while True:
+            (st,) = c.status(job)
+            if sample_memory and early is None and st["micro_batches_done"] >= 50:
+                early = (rss_mb(server.pid), rss_mb(worker.pid), st["micro_batches_done"])
+            if st["state"] in ("done", "failed", "cancelled"):
+                break
+            time.sleep(0.05)
+        late = (rss_mb(server.pid), rss_mb(worker.pid))
+        if st["state"] != "done":
+            raise RuntimeError(f"job {st['state']}: {st.get('error')}")
+        compute = sum(s["measured_seconds"] for s in st["stages"])
+        return st, compute, early, late
+    finally:
+        c.stop()
+
+
+def bench_overhead(args):
+    print("## coordinator overhead per micro-batch (seed model, 1 sample per micro-batch, reference backend)\n")
+    print(f"{'in flight':>10} {'micro-batches':>14} {'wall s':>8} {'per mb us':>10} {'compute us':>11} {'overhead us':>12}")
+    for window in (1, 4):
+        st, compute, _, _ = run_seed_job(args, f"overhead{window}", window, 2000, False)
+        per = st["elapsed_seconds"] / st["micro_batches_done"] * 1e6
+        print(f"{window:>10} {st['micro_batches_done']:>14} {st['elapsed_seconds']:>8.2f} {per:>10.1f} "
+              f"{compute * 1e6:>11.1f} {per - compute * 1e6:>12.1f}")
+    print()
+
+
+def bench_soak(args):
+    print("## resident memory over a 2,000-micro-batch job\n")
+    st, _, early, late = run_seed_job(args, "soak", 4, 2000, True)
+    print(f"{'process':>12} {'after ' + str(early[2]) + ' mb (MiB)':>22} {'after 2000 mb (MiB)':>20} {'change':>8}")
+    for name, a, b in (("coordinator", early[0], late[0]), ("worker", early[1], late[1])):
+        print(f"{name:>12} {a:>22.1f} {b:>20.1f} {100 * (b - a) / a:>7.1f}%")
+    print()
+
+
+def bench_resnet18(args, build: str):
+    models = os.path.join(build, "bench-models")
+    subprocess.run(["/usr/bin/python3", os.path.join(HERE, "make_bench_models.py"), models], check=True)
+    c = Cluster(args, "resnet18")
+    try:
+        x = np.load(os.path.join(models, "resnet18.input.npy"))
+        np.save(os.path.join(c.dir, "x.npy"), np.concatenate([x] * 12))
+        results = {}
+        for workers in ("0", "2"):
+            job = os.path.join(c.dir, f"job{workers}.yaml")
+            with open(job, "w") as f:
+                f.write(f"model: '{os.path.join(models, 'resnet18.pt')}'\ninputs: [x.npy]\n"
+                        f"output: out{workers}\nbatch_size: 8\n")
+            t0 = time.monotonic()
+            proc = c.cli("run", job, "--workers", workers, timeout=1800)
+            results[workers] = (time.monotonic() - t0, proc.stdout)
+        print("## resnet18, batch 8, 224x224, 96 samples\n")
+        for workers, (seconds, out) in results.items():
+            print(f"--workers {workers}: {seconds:.1f} s wall including start-up")
+            for line in out.splitlines():
+                if "samples/s" in line or "predicted" in line or "stage" in line:
+                    print("    " + line)
+        a = np.load(os.path.join(c.dir, "out0", "output_0.npy"))
+        b = np.load(os.path.join(c.dir, "out2", "output_0.npy"))
+        err = float(np.linalg.norm(a - b)) / float(np.linalg.norm(a))
+        print(f"\noutputs --workers 2 vs 0: relative L2 {err:.2e}")
+    finally:
+        c.stop()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--build", default="build")
+    parser.add_argument("--only", choices=["overhead", "soak", "resnet18"])
+    opts = parser.parse_args()
+    build = os.path.abspath(opts.build)
+    fixtures = os.path.join(build, "fixtures", "torch113")
+    if not os.path.exists(os.path.join(fixtures, "manifest.json")):
+        print(f"error: {fixtures} has no fixtures: run ctest -R e2e.fixtures.torch113 first", file=sys.stderr)
+        return 1
+    os.environ.setdefault("CONVOY_CACHE_DIR", os.path.join(build, "convoy-cache"))
+    args = Args(build, fixtures, os.path.join(build, "cluster-bench"))
+    print(f"load average at start: {os.getloadavg()[0]:.2f}\n")
+    if opts.only in (None, "overhead"):
+        bench_overhead(args)
+    if opts.only in (None, "soak"):
+        bench_soak(args)
+    if opts.only in (None, "resnet18"):
+        bench_resnet18(args, build)
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
