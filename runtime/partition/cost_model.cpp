@@ -387,6 +387,7 @@ uint64_t value_bytes(const Info& i) {
 
 struct BlockCost {
   double flops = 0, bytes = 0;
+  double ops = 0;  // device ops (launches): registry ops producing a tensor
 };
 
 BlockCost cost_of_node(const Node* node, Propagator& p);
@@ -397,6 +398,7 @@ BlockCost cost_of_block(const Block* b, Propagator& p) {
     BlockCost nc = cost_of_node(n.get(), p);
     c.flops += nc.flops;
     c.bytes += nc.bytes;
+    c.ops += nc.ops;
   }
   return c;
 }
@@ -404,7 +406,7 @@ BlockCost cost_of_block(const Block* b, Propagator& p) {
 BlockCost cost_of_node(const Node* node, Propagator& p) {
   if (node->kind == "prim::If") {
     BlockCost a = cost_of_block(node->blocks[0].get(), p), b = cost_of_block(node->blocks[1].get(), p);
-    return {std::max(a.flops, b.flops), std::max(a.bytes, b.bytes)};
+    return {std::max(a.flops, b.flops), std::max(a.bytes, b.bytes), std::max(a.ops, b.ops)};
   }
   if (node->kind == "prim::Loop") {
     BlockCost body = cost_of_block(node->blocks[0].get(), p);
@@ -412,13 +414,16 @@ BlockCost cost_of_node(const Node* node, Propagator& p) {
     const Info& t = p.at(node->inputs[0]);
     if (t.known && t.known->is_int() && t.known->to_int() >= 0 && t.known->to_int() < (int64_t{1} << 40))
       trips = static_cast<double>(t.known->to_int());
-    return {body.flops * trips, body.bytes * trips};
+    return {body.flops * trips, body.bytes * trips, body.ops * trips};
   }
   if (!node->op) return {};
   BlockCost c;
   c.flops = op_flops(node, p);
   for (const Value* v : node->inputs) c.bytes += static_cast<double>(value_bytes(p.at(v)));
-  for (const Value* v : node->outputs) c.bytes += static_cast<double>(value_bytes(p.at(v)));
+  for (const Value* v : node->outputs) {
+    c.bytes += static_cast<double>(value_bytes(p.at(v)));
+    if (v->type && v->type->is(TypeKind::kTensor)) c.ops = 1;
+  }
   return c;
 }
 
@@ -445,6 +450,7 @@ Analysis analyse(const Graph& graph, const std::vector<TypePtr>& input_types) {
   c.flops.assign(n, 0);
   c.bytes.assign(n, 0);
   c.live_bytes.assign(n, 0);
+  c.ops.assign(n, 0);
   c.names.resize(n);
   a.nodes.resize(n);
   std::unordered_map<const Node*, size_t> weight_of;  // prim::Constant tensor node → weights index
@@ -463,6 +469,7 @@ Analysis analyse(const Graph& graph, const std::vector<TypePtr>& input_types) {
     BlockCost bc = cost_of_node(node, p);
     c.flops[i] = bc.flops;
     c.bytes[i] = bc.bytes;
+    c.ops[i] = bc.ops;
     NodeCost& nc = a.nodes[i];
     nc.flops = bc.flops;
     nc.bytes = bc.bytes;
@@ -527,6 +534,21 @@ Analysis analyse(const Graph& graph, const std::vector<TypePtr>& input_types) {
   for (size_t i = 0; i < n; ++i) {
     c.live_bytes[i] = c.cut_bytes[i] + a.nodes[i].out_bytes;
     a.nodes[i].live_bytes = c.live_bytes[i];
+  }
+  // What each possible stage receives, with the shapes propagated above.
+  c.cut_types.assign(n + 1, {});
+  for (size_t cut = 0; cut <= n; ++cut) {
+    if (!c.cut_allowed[cut] || cut == n) continue;
+    std::vector<const Value*> values;
+    if (cut == 0) {
+      values.assign(graph.inputs().begin(), graph.inputs().end());
+    } else {
+      values = partition_detail::values_crossing(f, static_cast<int>(cut));
+    }
+    for (const Value* v : values) {
+      const Info& i = p.at(v);
+      c.cut_types[cut].push_back(i.type ? i.type : v->type);
+    }
   }
   return a;
 }

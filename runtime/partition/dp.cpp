@@ -20,7 +20,7 @@ struct Model {
   const PartitionOptions& opt;
   size_t n = 0;
   std::vector<int> cuts;                // allowed cut positions, ascending (cuts[0] = 0, back() = n)
-  std::vector<double> pf, pb;           // prefix sums of flops and bytes over units
+  std::vector<double> pf, pb, po;       // prefix sums of flops, bytes and ops over units
   std::vector<uint64_t> weight, arena;  // K×K tables over cut indices [b][a], b < a
   size_t k = 0;
 
@@ -34,6 +34,10 @@ struct Model {
   Model(const ChainCosts& c, const PartitionOptions& o) : costs(c), opt(o) {}
 
   uint64_t W(size_t b, size_t a) const { return weight[b * k + a]; }
+  // Seconds units [u0, u1) take on a device of `g` FLOP/s and `bw` B/s.
+  double compute(size_t u0, size_t u1, double g, double bw) const {
+    return (pf[u1] - pf[u0]) / g + (pb[u1] - pb[u0]) / bw + (po[u1] - po[u0]) * opt.op_seconds;
+  }
   uint64_t A(size_t b, size_t a) const { return arena[b * k + a]; }
 };
 
@@ -56,9 +60,11 @@ void build_tables(Model& m) {
   m.k = m.cuts.size();
   m.pf.assign(m.n + 1, 0);
   m.pb.assign(m.n + 1, 0);
+  m.po.assign(m.n + 1, 0);
   for (size_t i = 0; i < m.n; ++i) {
     m.pf[i + 1] = m.pf[i] + c.flops[i];
     m.pb[i + 1] = m.pb[i] + c.bytes[i];
+    m.po[i + 1] = m.po[i] + (c.ops.size() == m.n ? c.ops[i] : 0.0);
   }
   std::vector<std::vector<size_t>> unit_weights(m.n);
   for (size_t w = 0; w < c.weights.size(); ++w)
@@ -175,7 +181,7 @@ struct Evaluator {
     s.memory = m.W(b, a) + m.A(b, a) + static_cast<uint64_t>(std::max(0, m.opt.max_in_flight)) * (in + out);
     s.fits = s.memory <= r.memmin;
     double replicas = static_cast<double>(d - e);
-    s.compute = (m.pf[u1] - m.pf[u0]) / r.gmin + (m.pb[u1] - m.pb[u0]) / r.bwmin;
+    s.compute = m.compute(u0, u1, r.gmin, r.bwmin);
     bool same = u0 > 0 && prev_same_worker && r.single_worker && e > 0 && m.worker[e - 1] == m.worker[e];
     double link = m.opt.link_gbps * 1e9;
     s.receive = static_cast<double>(in) / (same ? m.opt.same_worker_gbps * 1e9 : link);
@@ -397,6 +403,7 @@ Plan partition_chain(const ChainCosts& costs, const std::vector<DeviceProfile>& 
         if (a == 0) continue;
         // Stage [b, a) on devices [e, d).
         for (size_t e = d; e-- > 0;) {
+          if (m.opt.max_replicas > 0 && d - e > static_cast<size_t>(m.opt.max_replicas)) break;
           const RunFacts& r = ev.run(e, d);
           int ns = r.single_worker ? 1 : 0;
           Front& t = f[idx(a, d, ns)];
@@ -405,7 +412,7 @@ Plan partition_chain(const ChainCosts& costs, const std::vector<DeviceProfile>& 
           for (size_t b = a; b-- > 0;) {
             if (m.W(b, a) + m.A(b, a) > r.memmin) break;  // grows as the stage grows
             size_t u0 = static_cast<size_t>(m.cuts[b]), u1 = static_cast<size_t>(m.cuts[a]);
-            double compute = (m.pf[u1] - m.pf[u0]) / r.gmin + (m.pb[u1] - m.pb[u0]) / r.bwmin;
+            double compute = m.compute(u0, u1, r.gmin, r.bwmin);
             if (compute > 0 && (replicas / compute <= t.T0 || replicas / compute < lb))
               break;  // only slower as the stage grows
             for (int s = 0; s < 2; ++s) {

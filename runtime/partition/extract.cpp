@@ -12,16 +12,6 @@ using partition_detail::GraphFacts;
 
 namespace {
 
-std::vector<const Value*> across(const GraphFacts& f, int cut) {
-  std::vector<const Value*> out;
-  for (const Value* v : f.crossing_candidates) {
-    auto lu = f.last_use.find(v);
-    if (lu == f.last_use.end()) continue;
-    if (f.def.at(v) < cut && lu->second >= cut) out.push_back(v);
-  }
-  return out;
-}
-
 struct Cloner {
   Graph& dst;
   std::unordered_map<const Value*, Value*> map;
@@ -65,7 +55,7 @@ void collect_used(const Node* node, std::vector<const Value*>& out) {
 std::vector<const Value*> values_across_cut(const Graph& graph, int cut) {
   GraphFacts f = graph_facts(graph);
   CONVOY_CHECK(cut >= 0 && cut <= f.n, "cut ", cut, " is outside the graph's ", f.n, " top-level nodes");
-  return across(f, cut);
+  return partition_detail::values_crossing(f, cut);
 }
 
 std::unique_ptr<Graph> extract_stage(const Graph& graph, int first, int last) {
@@ -80,7 +70,7 @@ std::unique_ptr<Graph> extract_stage(const Graph& graph, int first, int last) {
   if (first == 0) {
     params.assign(graph.inputs().begin(), graph.inputs().end());
   } else {
-    params = across(f, first);
+    params = partition_detail::values_crossing(f, first);
   }
   for (const Value* v : params) c.map[v] = g->top()->add_param(v->type, v->name);
 
@@ -88,7 +78,7 @@ std::unique_ptr<Graph> extract_stage(const Graph& graph, int first, int last) {
   if (last == f.n - 1) {
     returns.assign(top->returns.begin(), top->returns.end());
   } else {
-    returns = across(f, last + 1);
+    returns = partition_detail::values_crossing(f, last + 1);
   }
 
   // Constant-like nodes this stage needs (used by its nodes or returned), copied first in their

@@ -87,4 +87,14 @@ GraphFacts graph_facts(const Graph& graph) {
   return f;
 }
 
+std::vector<const Value*> values_crossing(const GraphFacts& f, int cut) {
+  std::vector<const Value*> out;
+  for (const Value* v : f.crossing_candidates) {
+    auto lu = f.last_use.find(v);
+    if (lu == f.last_use.end()) continue;
+    if (f.def.at(v) < cut && lu->second >= cut) out.push_back(v);
+  }
+  return out;
+}
+
 }  // namespace convoy::partition_detail

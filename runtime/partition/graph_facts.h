@@ -20,6 +20,10 @@ struct GraphFacts {
 
 GraphFacts graph_facts(const Graph& graph);
 
+// The values crossing cut `cut` (before top-level node `cut`): graph inputs, then node outputs in
+// order, that are defined before it and used at or after it. extract_stage's parameter order.
+std::vector<const Value*> values_crossing(const GraphFacts& f, int cut);
+
 // Whether an op mutates its arguments or has another effect (list mutation, in-place ops, warnings).
 bool has_effects(const std::string& kind);
 

@@ -47,6 +47,10 @@ struct ChainCosts {
   std::vector<uint64_t> cut_bytes;   // n+1: tensor bytes crossing each cut (0: inputs, n: outputs)
   std::vector<uint8_t> cut_allowed;  // n+1: 1 where a cut may be made (0 and n always are)
   std::vector<std::string> names;    // n (optional): node kinds, for the printer
+  std::vector<double> ops;           // n (optional): device ops (kernel launches) the unit runs
+  // n+1 (optional): at each allowed cut, the types (concrete shapes) of the values crossing it, in
+  // extract_stage's parameter order (cut 0: the graph inputs). What a stage is warmed on.
+  std::vector<std::vector<TypePtr>> cut_types;
 
   size_t size() const { return flops.size(); }
 };
@@ -80,6 +84,10 @@ struct PartitionOptions {
   double same_worker_gbps = std::numeric_limits<double>::infinity();  // stages in one worker process
   int max_in_flight = 2;   // micro-batches buffered per device (inputs and outputs of each)
   int micro_batches = 16;  // for the reported pipeline bubble
+  // Fixed cost of each device op (a kernel launch and its bookkeeping), which dominates small
+  // models: measured on PoCL at 20-50 us per launch.
+  double op_seconds = 30e-6;
+  int max_replicas = 0;  // per stage; 0: no limit (1 forces a pure pipeline)
 };
 
 // ---------------------------------------------------------------------------------------------------
