@@ -114,13 +114,26 @@ void OutMessage::send(zmq::socket_t& socket, const std::string* identity) {
   kj::Array<capnp::word> words = capnp::messageToFlatArray(impl_->builder);
   auto bytes = words.asBytes();
   try {
-    if (identity) socket.send(zmq::buffer(*identity), zmq::send_flags::sndmore);
-    const bool more = !impl_->frames.empty();
-    socket.send(zmq::message_t(bytes.begin(), bytes.size()),
-                more ? zmq::send_flags::sndmore : zmq::send_flags::none);
+    // Once the first frame of a multipart is accepted, ZeroMQ accepts the rest (it is queued
+    // atomically); only the first can fail with EAGAIN (a send timeout or ZMQ_DONTWAIT at the
+    // high-water mark), and then nothing has been sent.
+    bool first = true;
+    auto send_part = [&](zmq::message_t& part, bool more) {
+      const auto sent = socket.send(part, more ? zmq::send_flags::sndmore : zmq::send_flags::none);
+      if (!sent) {
+        fail(ErrorKind::kIo, first ? "zmq send: the peer's queue is full (high-water mark); nothing was sent"
+                                   : "zmq send: a multipart message was cut short");
+      }
+      first = false;
+    };
+    zmq::message_t envelope(bytes.begin(), bytes.size());
+    if (identity) {
+      zmq::message_t id(identity->data(), identity->size());
+      send_part(id, true);
+    }
+    send_part(envelope, !impl_->frames.empty());
     for (size_t i = 0; i < impl_->frames.size(); ++i)
-      socket.send(impl_->frames[i],
-                  i + 1 < impl_->frames.size() ? zmq::send_flags::sndmore : zmq::send_flags::none);
+      send_part(impl_->frames[i], i + 1 < impl_->frames.size());
   } catch (const zmq::error_t& e) {
     fail(ErrorKind::kIo, "zmq send: ", e.what());
   }
