@@ -1,12 +1,12 @@
-// convoy-coordinator: inspect a model, or run a batch job.
-//   convoy-coordinator inspect MODEL.pt [--no-passes] [--wire]
-//   convoy-coordinator run JOB.yaml [--workers N] [--backend opencl|reference] [--device SEL]
+// convoy-coordinator: inspect a model, run a batch job, serve as the coordinator daemon, and the
+// client commands that talk to one (coordinator/cli.h).
 // Errors print one line "error: <message>" on stderr; exit 1 for a failed command, 2 for misuse.
 #include <cstring>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include "coordinator/cli.h"
 #include "coordinator/job_spec.h"
 #include "coordinator/local_runner.h"
 #include "runtime/error.h"
@@ -23,11 +23,22 @@ constexpr const char* kUsage =
     "  convoy-coordinator run JOB.yaml [--workers 0] [--backend opencl|reference] [--device INDEX|NAME]\n"
     "      run a batch job on this machine and write output_<i>.npy into the job's output folder; the\n"
     "      default backend is opencl (--device picks the device by index or name substring, see\n"
-    "      convoy-worker --list-devices); reference is the CPU oracle\n";
+    "      convoy-worker --list-devices); reference is the CPU oracle\n"
+    "  convoy-coordinator run JOB.yaml --workers N [--backend opencl|reference] [--device INDEX|NAME]\n"
+    "      N >= 1: start a coordinator in this process and N convoy-worker processes on loopback, run\n"
+    "      the job through them, stop them\n"
+    "  convoy-coordinator serve [--config cluster.yaml]\n"
+    "      the coordinator daemon (configs/cluster.yaml documents the keys); SIGINT/SIGTERM stop it\n"
+    "  convoy-coordinator submit JOB.yaml [--wait] [--backend opencl|reference] [--coordinator EP]\n"
+    "      queue a job; --wait shows its progress and exits 1 if it fails or is cancelled\n"
+    "  convoy-coordinator status [JOB] [--json] [--coordinator EP]\n"
+    "  convoy-coordinator cancel JOB [--coordinator EP]\n"
+    "  convoy-coordinator workers [--json] [--coordinator EP]\n"
+    "  convoy-coordinator plan JOB.yaml [--workers N] [--backend opencl|reference] [--coordinator EP]\n"
+    "      the partitioner's plan: over N simulated local workers, or the coordinator's workers\n"
+    "  EP defaults to tcp://127.0.0.1:7700\n";
 
-struct UsageError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
+using convoy::UsageError;
 
 int cmd_inspect(const std::vector<std::string>& args) {
   std::string path;
@@ -87,9 +98,9 @@ int cmd_run(const std::vector<std::string>& args) {
     throw UsageError("run: unknown backend '" + options.backend + "' (this build has: reference, opencl)");
   if (!options.device.empty() && options.backend != "opencl")
     throw UsageError("run: --device applies to --backend opencl only");
-  if (workers != 0)
-    throw UsageError(
-        "run: this build runs jobs in-process only (--workers 0); worker daemons are not built yet");
+  if (workers > 1024) throw UsageError("run: --workers takes a number in [0, 1024]");
+  if (workers > 0)
+    return convoy::run_distributed(job_path, static_cast<uint32_t>(workers), options.backend, options.device);
   convoy::JobSpec job = convoy::load_job_spec(job_path);
   convoy::OpRegistry registry = convoy::make_default_registry();
   convoy::JobResult r = convoy::run_job_in_process(job, registry, &std::cerr, options);
@@ -112,6 +123,12 @@ int main(int argc, char** argv) {
   try {
     if (command == "inspect") return cmd_inspect(args);
     if (command == "run") return cmd_run(args);
+    if (command == "serve") return convoy::cmd_serve(args);
+    if (command == "submit") return convoy::cmd_submit(args);
+    if (command == "status") return convoy::cmd_status(args);
+    if (command == "cancel") return convoy::cmd_cancel(args);
+    if (command == "workers") return convoy::cmd_workers(args);
+    if (command == "plan") return convoy::cmd_plan(args);
     throw UsageError("unknown command '" + command + "'");
   } catch (const UsageError& e) {
     std::cerr << "error: " << e.what() << "\n" << kUsage;

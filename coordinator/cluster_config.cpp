@@ -1,0 +1,123 @@
+#include "coordinator/cluster_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+#include <sstream>
+
+#include "runtime/error.h"
+
+namespace convoy {
+
+namespace {
+
+std::string where(const std::string& file, const YAML::Node& node) {
+  YAML::Mark mark = node.Mark();
+  return mark.line >= 0 ? file + ":" + std::to_string(mark.line + 1) : file;
+}
+
+std::string text_of(const YAML::Node& node) {
+  return node.IsScalar() ? node.as<std::string>() : std::string(node.IsSequence() ? "a list" : "a mapping");
+}
+
+uint32_t integer(const std::string& file, const YAML::Node& node, const std::string& key, int64_t lo,
+                 int64_t hi) {
+  int64_t v = 0;
+  bool ok = node.IsScalar();
+  if (ok) {
+    try {
+      v = node.as<int64_t>();
+    } catch (const YAML::Exception&) {
+      ok = false;
+    }
+  }
+  CONVOY_CHECK(ok && v >= lo && v <= hi, where(file, node), ": '", key, "' must be an integer in [", lo, ", ",
+               hi, "], not '", text_of(node), "'");
+  return static_cast<uint32_t>(v);
+}
+
+double number(const std::string& file, const YAML::Node& node, const std::string& key, double lo, double hi) {
+  double v = 0;
+  bool ok = node.IsScalar();
+  if (ok) {
+    try {
+      v = node.as<double>();
+    } catch (const YAML::Exception&) {
+      ok = false;
+    }
+  }
+  CONVOY_CHECK(ok && v >= lo && v <= hi, where(file, node), ": '", key, "' must be a number in [", lo, ", ",
+               hi, "], not '", text_of(node), "'");
+  return v;
+}
+
+std::string string(const std::string& file, const YAML::Node& node, const std::string& key) {
+  CONVOY_CHECK(node.IsScalar() && !node.as<std::string>().empty(), where(file, node), ": '", key,
+               "' must be a non-empty string");
+  return node.as<std::string>();
+}
+
+}  // namespace
+
+ClusterConfig parse_cluster_config(const std::string& yaml, const std::string& file) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml);
+  } catch (const YAML::Exception& e) {
+    fail(ErrorKind::kInvalidInput, file, ":", e.mark.line + 1, ": invalid YAML: ", e.msg);
+  }
+  ClusterConfig c;
+  if (root.IsNull()) return c;  // an empty file: every default
+  CONVOY_CHECK(root.IsMap(), where(file, root), ": a cluster file must be a mapping of settings");
+  static const char* kKeys =
+      "listen, heartbeat_ms, missed_heartbeats, max_in_flight, backend, min_workers, stage_ready_timeout_s, "
+      "max_replicas, op_overhead_us";
+  for (const auto& kv : root) {
+    std::string key = kv.first.as<std::string>();
+    const YAML::Node& v = kv.second;
+    if (key == "listen") {
+      c.listen = string(file, v, key);
+      CONVOY_CHECK(c.listen.rfind("tcp://", 0) == 0 || c.listen.rfind("ipc://", 0) == 0 ||
+                       c.listen.rfind("inproc://", 0) == 0,
+                   where(file, v),
+                   ": 'listen' must be a ZeroMQ endpoint (tcp://HOST:PORT or ipc://PATH), not '", c.listen,
+                   "'");
+    } else if (key == "heartbeat_ms") {
+      c.heartbeat_ms = integer(file, v, key, 10, 60000);
+    } else if (key == "missed_heartbeats") {
+      c.missed_heartbeats = integer(file, v, key, 1, 1000);
+    } else if (key == "max_in_flight") {
+      c.max_in_flight = integer(file, v, key, 1, 4096);
+    } else if (key == "backend") {
+      c.backend = string(file, v, key);
+      CONVOY_CHECK(c.backend == "opencl" || c.backend == "reference", where(file, v),
+                   ": 'backend' must be opencl or reference, not '", c.backend, "'");
+    } else if (key == "min_workers") {
+      c.min_workers = integer(file, v, key, 1, 65536);
+    } else if (key == "stage_ready_timeout_s") {
+      c.stage_ready_timeout_s = number(file, v, key, 0.1, 86400);
+    } else if (key == "max_replicas") {
+      c.max_replicas = integer(file, v, key, 0, 65536);
+    } else if (key == "op_overhead_us") {
+      c.op_overhead_us = number(file, v, key, 0, 1e6);
+    } else {
+      fail(ErrorKind::kInvalidInput, where(file, kv.first), ": unknown key '", key,
+           "' (expected one of: ", kKeys, ")");
+    }
+  }
+  return c;
+}
+
+ClusterConfig load_cluster_config(const std::string& path) {
+  CONVOY_CHECK_KIND(kIo, std::filesystem::is_regular_file(path), path, ": cluster file not found");
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  CONVOY_CHECK_KIND(kIo, !in.bad(), path, ": cannot read the cluster file");
+  return parse_cluster_config(text.str(), path);
+}
+
+}  // namespace convoy

@@ -1,0 +1,76 @@
+// The per-job bookkeeping of the coordinator that needs no sockets: admission credits and the
+// outputs written at each micro-batch's offset. Both are driven by the server's event loop and
+// tested on their own.
+#pragma once
+
+#include <cstdint>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "runtime/npy.h"
+#include "runtime/tensor.h"
+
+namespace convoy {
+
+// Micro-batch admission with a bounded number outstanding. Micro-batches are admitted in sequence
+// order; each completes once (a duplicate or unknown completion is refused, so a replayed or forged
+// Result cannot count twice).
+class Admission {
+ public:
+  Admission(int64_t total, uint32_t limit);
+
+  bool can_admit() const { return next_ < total_ && in_flight_.size() < limit_; }
+  int64_t admit();  // the next sequence number; only when can_admit()
+  // True when `seq` was outstanding and is now done.
+  bool complete(int64_t seq);
+  bool outstanding(int64_t seq) const { return in_flight_.count(seq) != 0; }
+  // Every micro-batch before this one is done.
+  int64_t lowest_outstanding() const { return in_flight_.empty() ? next_ : *in_flight_.begin(); }
+  // Stops admitting (cancel, failure); outstanding ones may still complete.
+  void close() { total_ = next_; }
+
+  int64_t total() const { return total_; }
+  int64_t admitted() const { return next_; }
+  int64_t done() const { return done_; }
+  size_t in_flight() const { return in_flight_.size(); }
+  uint32_t limit() const { return limit_; }
+  bool finished() const { return done_ == total_ && in_flight_.empty(); }
+
+ private:
+  int64_t total_;
+  uint32_t limit_;
+  int64_t next_ = 0;
+  int64_t done_ = 0;
+  std::set<int64_t> in_flight_;
+};
+
+// Micro-batch `seq` of a job with `samples` samples cut into `batch_size` ones covers samples
+// [seq·batch_size, min((seq+1)·batch_size, samples)).
+int64_t micro_batches(int64_t samples, int64_t batch_size);
+int64_t micro_batch_begin(int64_t seq, int64_t batch_size);
+int64_t micro_batch_end(int64_t seq, int64_t samples, int64_t batch_size);
+
+// The job's output files: output_K.npy in `folder`, created from the first result (its count,
+// dtypes and trailing shapes are then required of every other), each micro-batch's rows written at
+// its offset, renamed into place by commit(). Uncommitted files are removed when this goes away.
+class OutputAssembler {
+ public:
+  OutputAssembler(std::string folder, int64_t samples, int64_t batch_size, std::string what);
+
+  // Checks `outputs` against micro-batch `seq` and the first result, and writes them. Throws
+  // convoy::Error(kInvalidInput) naming the output, its shape and what was expected.
+  void write(int64_t seq, const std::vector<Tensor>& outputs);
+  // Every micro-batch written: the files appear.
+  void commit();
+  size_t outputs() const { return writers_.size(); }
+
+ private:
+  std::string folder_;
+  int64_t samples_;
+  int64_t batch_size_;
+  std::string what_;  // "job 3 (model.pt)" for messages
+  std::vector<NpyWriter> writers_;
+};
+
+}  // namespace convoy

@@ -1,0 +1,476 @@
+// The coordinator's pieces that run in one process: cluster-file validation, admission credits,
+// outputs written at each micro-batch's offset, and the daemon itself on a loopback port, driven by
+// raw sockets — a client that sends garbage, and a fake worker that holds micro-batches to count the
+// credits and answers out of order.
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "coordinator/cli.h"
+#include "coordinator/cluster_config.h"
+#include "coordinator/job_progress.h"
+#include "coordinator/server.h"
+#include "runtime/error.h"
+#include "runtime/npy.h"
+#include "runtime/ops/registry.h"
+#include "schema/wire.h"
+
+using namespace convoy;
+using Catch::Matchers::Contains;
+namespace fs = std::filesystem;
+using Body = schema::Envelope::Body;
+
+namespace {
+
+fs::path temp_dir(const std::string& name) {
+  fs::path p =
+      fs::temp_directory_path() / ("convoy-test-coordinator-" + name + "-" + std::to_string(getpid()));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+fs::path seed_dir() {
+#ifdef CONVOY_SOURCE_DIR
+  return fs::path(CONVOY_SOURCE_DIR) / "examples/seed";
+#else
+  return fs::path("examples/seed");
+#endif
+}
+
+uint64_t opset() {
+  static uint64_t h = wire::opset_hash(make_default_registry());
+  return h;
+}
+
+// A DEALER talking to the coordinator with a deadline on every receive.
+struct Peer {
+  zmq::context_t ctx{1};
+  zmq::socket_t socket{ctx, zmq::socket_type::dealer};
+  explicit Peer(const std::string& endpoint) {
+    socket.set(zmq::sockopt::linger, 0);
+    socket.connect(endpoint);
+  }
+  void send(wire::OutMessage m) { m.send(socket); }
+  void send_raw(const std::string& bytes) { socket.send(zmq::buffer(bytes), zmq::send_flags::none); }
+  std::optional<wire::InMessage> receive(int ms = 3000) {
+    zmq::pollitem_t item{static_cast<void*>(socket), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, std::chrono::milliseconds(ms));
+    if (!(item.revents & ZMQ_POLLIN)) return std::nullopt;
+    return wire::InMessage::receive(socket, false, false);
+  }
+  wire::InMessage expect(Body::Which which, int ms = 3000) {
+    auto m = receive(ms);
+    REQUIRE(m.has_value());
+    auto body = m->envelope().getBody();
+    if (body.which() == Body::ERROR) INFO("error reply: " << body.getError().getMessage().cStr());
+    REQUIRE(body.which() == which);
+    return std::move(*m);
+  }
+  void hello(schema::Role role, uint64_t hash = opset()) {
+    wire::OutMessage m;
+    wire::make_hello(m.envelope(), role, hash);
+    send(std::move(m));
+  }
+};
+
+wire::OutMessage submit_message(const fs::path& dir, const std::string& model, int64_t batch) {
+  wire::OutMessage m;
+  auto s = m.envelope().getBody().initSubmitJob();
+  s.setJobFile((dir / "job.yaml").string());
+  s.setModel(model);
+  auto in = s.initInputs(2);
+  in.set(0, (dir / "x.npy").string());
+  in.set(1, (dir / "h.npy").string());
+  s.setOutput((dir / "out").string());
+  s.setBatchSize(batch);
+  s.setBackend("reference");
+  return m;
+}
+
+fs::path seed_copy(const std::string& name) {
+  fs::path dir = temp_dir(name);
+  for (const char* f : {"jit.pt", "x.npy", "h.npy"}) fs::copy_file(seed_dir() / f, dir / f);
+  return dir;
+}
+
+std::vector<JobStatusInfo> status(Peer& client, uint64_t job) {
+  wire::OutMessage m;
+  m.envelope().getBody().initStatusRequest().setJob(job);
+  client.send(std::move(m));
+  wire::InMessage r = client.expect(Body::STATUS_REPLY);
+  std::vector<JobStatusInfo> out;
+  for (auto s : r.envelope().getBody().getStatusReply().getJobs()) out.push_back(read_job_status(s));
+  return out;
+}
+
+ClusterConfig loopback_config() {
+  ClusterConfig c;
+  c.listen = "tcp://127.0.0.1:*";
+  c.heartbeat_ms = 10000;  // the fake worker does not heartbeat
+  c.max_in_flight = 2;
+  c.backend = "reference";
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("coordinator: cluster files are validated with file, line and key", "[coordinator]") {
+  ClusterConfig d = parse_cluster_config("", "c.yaml");
+  CHECK(d.listen == "tcp://127.0.0.1:7700");
+  CHECK(d.max_in_flight == 4);
+
+  ClusterConfig c = parse_cluster_config(
+      "listen: tcp://0.0.0.0:9000\nmax_in_flight: 8\nbackend: reference\n"
+      "min_workers: 2\nstage_ready_timeout_s: 1.5\n",
+      "c.yaml");
+  CHECK(c.listen == "tcp://0.0.0.0:9000");
+  CHECK(c.max_in_flight == 8);
+  CHECK(c.backend == "reference");
+  CHECK(c.min_workers == 2);
+  CHECK(c.stage_ready_timeout_s == 1.5);
+
+  CHECK_THAT(
+      error_of([] { parse_cluster_config("listen: tcp://127.0.0.1:7700\nmax_inflight: 3\n", "c.yaml"); }),
+      Contains("c.yaml:2: unknown key 'max_inflight'"));
+  CHECK_THAT(error_of([] { parse_cluster_config("\nmax_in_flight: many\n", "c.yaml"); }),
+             Contains("c.yaml:2: 'max_in_flight' must be an integer in [1, 4096], not 'many'"));
+  CHECK_THAT(error_of([] { parse_cluster_config("max_in_flight: 0\n", "c.yaml"); }), Contains("c.yaml:1"));
+  CHECK_THAT(error_of([] { parse_cluster_config("backend: cuda\n", "c.yaml"); }),
+             Contains("c.yaml:1: 'backend' must be opencl or reference, not 'cuda'"));
+  CHECK_THAT(error_of([] { parse_cluster_config("listen: localhost:7700\n", "c.yaml"); }),
+             Contains("c.yaml:1: 'listen' must be a ZeroMQ endpoint"));
+  CHECK_THAT(error_of([] { parse_cluster_config("heartbeat_ms: [1]\n", "c.yaml"); }),
+             Contains("'heartbeat_ms' must be an integer"));
+  CHECK_THAT(error_of([] { parse_cluster_config("- a\n- b\n", "c.yaml"); }), Contains("must be a mapping"));
+  CHECK_THAT(error_of([] { load_cluster_config("/nonexistent/cluster.yaml"); }), Contains("not found"));
+
+#ifdef CONVOY_SOURCE_DIR
+  ClusterConfig shipped = load_cluster_config(std::string(CONVOY_SOURCE_DIR) + "/configs/cluster.yaml");
+  CHECK(shipped.listen == "tcp://127.0.0.1:7700");
+#endif
+}
+
+TEST_CASE("coordinator: admission keeps at most the limit in flight and counts each completion once",
+          "[coordinator]") {
+  Admission a(5, 2);
+  CHECK(a.admit() == 0);
+  CHECK(a.admit() == 1);
+  CHECK_FALSE(a.can_admit());
+  CHECK_FALSE(a.complete(2));  // never admitted
+  CHECK(a.complete(1));
+  CHECK_FALSE(a.complete(1));  // a duplicate Result
+  CHECK(a.done() == 1);
+  CHECK(a.admit() == 2);
+  CHECK_FALSE(a.can_admit());
+  CHECK(a.complete(0));
+  CHECK(a.complete(2));
+  CHECK(a.admit() == 3);
+  CHECK(a.admit() == 4);
+  CHECK_FALSE(a.can_admit());  // all admitted
+  CHECK_FALSE(a.finished());
+  CHECK(a.complete(4));
+  CHECK(a.complete(3));
+  CHECK(a.finished());
+
+  Admission c(10, 3);
+  c.admit();
+  c.close();  // cancel: nothing more goes out
+  CHECK_FALSE(c.can_admit());
+  CHECK(c.complete(0));
+  CHECK(c.finished());
+
+  CHECK(micro_batches(12, 3) == 4);
+  CHECK(micro_batches(13, 3) == 5);
+  CHECK(micro_batch_begin(4, 3) == 12);
+  CHECK(micro_batch_end(4, 13, 3) == 13);
+}
+
+TEST_CASE("coordinator: results are written at their micro-batch's offset in any order", "[coordinator]") {
+  fs::path dir = temp_dir("outputs");
+  auto rows = [](int64_t begin, int64_t n) {
+    std::vector<double> v;
+    for (int64_t r = begin; r < begin + n; ++r)
+      for (int c = 0; c < 2; ++c) v.push_back(static_cast<double>(r * 10 + c));
+    return Tensor::from_doubles({n, 2}, DType::kFloat32, v);
+  };
+  {
+    OutputAssembler out((dir / "out").string(), 7, 3, "job 1");
+    out.write(2, {rows(6, 1)});  // the short last micro-batch first
+    out.write(0, {rows(0, 3)});
+    out.write(1, {rows(3, 3)});
+    out.write(1, {rows(3, 3)});  // a replay rewrites the same bytes
+    CHECK_THAT(error_of([&] { out.write(0, {rows(0, 2)}); }), Contains("output 0 of micro-batch 0"));
+    CHECK_THAT(error_of([&] { out.write(0, {rows(0, 3), rows(0, 3)}); }), Contains("returned 2 outputs"));
+    CHECK_THAT(error_of([&] { out.write(3, {rows(0, 3)}); }), Contains("micro-batch 3 of 3"));
+    out.commit();
+  }
+  Tensor t = read_npy((dir / "out/output_0.npy").string());
+  REQUIRE(t.sizes() == Shape{7, 2});
+  for (int64_t r = 0; r < 7; ++r) CHECK(t.get_double(r * 2 + 1) == r * 10 + 1);
+
+  {
+    OutputAssembler abandoned((dir / "gone").string(), 3, 3, "job 2");
+    abandoned.write(0, {rows(0, 3)});
+  }  // never committed: no file appears
+  CHECK_FALSE(fs::exists(dir / "gone/output_0.npy"));
+  fs::remove_all(dir);
+}
+
+TEST_CASE("coordinator: malformed client messages get an ErrorReply and the daemon keeps serving",
+          "[coordinator]") {
+  std::ostringstream log;
+  EmbeddedCoordinator coordinator(loopback_config(), log);
+  Peer client(coordinator.endpoint());
+
+  client.send_raw("not a capnp message");  // before hello, from nobody: dropped
+  {
+    wire::OutMessage m;
+    m.envelope().getBody().initWorkersRequest();
+    client.send(std::move(m));
+    auto r = client.expect(Body::ERROR);
+    CHECK(r.envelope().getBody().getError().getKind() == schema::ErrorReply::Kind::REFUSED);
+  }
+  Peer stranger(coordinator.endpoint());
+  stranger.hello(schema::Role::CLIENT, opset() ^ 1);
+  CHECK(stranger.expect(Body::ERROR).envelope().getBody().getError().getKind() ==
+        schema::ErrorReply::Kind::VERSION_MISMATCH);
+
+  client.hello(schema::Role::CLIENT);
+  client.expect(Body::HELLO_REPLY);
+  client.send_raw("garbage!");  // 8 bytes: word-aligned, still not a message
+  CHECK(client.expect(Body::ERROR).envelope().getBody().getError().getKind() ==
+        schema::ErrorReply::Kind::BAD_REQUEST);
+  client.send_raw("odd");
+  CHECK(client.expect(Body::ERROR).envelope().getBody().getError().getKind() ==
+        schema::ErrorReply::Kind::BAD_REQUEST);
+
+  fs::path dir = seed_copy("malformed");
+  auto kind_of = [&](wire::OutMessage m) {
+    client.send(std::move(m));
+    auto r = client.expect(Body::ERROR);
+    return std::make_pair(r.envelope().getBody().getError().getKind(),
+                          std::string(r.envelope().getBody().getError().getMessage().cStr()));
+  };
+  {
+    auto [kind, message] = kind_of(submit_message(dir, "jit.pt", 3));
+    CHECK(kind == schema::ErrorReply::Kind::BAD_REQUEST);
+    CHECK_THAT(message, Contains("SubmitJob.model 'jit.pt' is relative"));
+  }
+  {
+    auto [kind, message] = kind_of(submit_message(dir, (dir / "missing.pt").string(), 3));
+    CHECK(kind == schema::ErrorReply::Kind::BAD_REQUEST);
+    CHECK_THAT(message, Contains("not found"));
+  }
+  {
+    auto [kind, message] = kind_of(submit_message(dir, (dir / "jit.pt").string(), 0));
+    CHECK_THAT(message, Contains("batchSize must be positive"));
+  }
+  {
+    wire::OutMessage m;
+    m.envelope().getBody().initStatusRequest().setJob(42);
+    auto [kind, message] = kind_of(std::move(m));
+    CHECK(kind == schema::ErrorReply::Kind::NOT_FOUND);
+    CHECK(message == "no job 42");
+  }
+  {
+    wire::OutMessage m;
+    m.envelope().getBody().initCancel().setJob(42);
+    CHECK(kind_of(std::move(m)).first == schema::ErrorReply::Kind::NOT_FOUND);
+  }
+  {
+    wire::OutMessage m;  // a worker's message from a client
+    m.envelope().getBody().initHeartbeat().setWorkerId(1);
+    CHECK(kind_of(std::move(m)).first == schema::ErrorReply::Kind::BAD_REQUEST);
+  }
+  {
+    wire::OutMessage m;
+    m.envelope().getBody().initPlanRequest().setJob(
+        submit_message(dir, (dir / "jit.pt").string(), 3).envelope().getBody().getSubmitJob().asReader());
+    CHECK(kind_of(std::move(m)).first == schema::ErrorReply::Kind::RETRY_LATER);  // no workers yet
+  }
+
+  // Still serving: jobs queue in submission order while no worker is registered.
+  for (int i = 0; i < 2; ++i) {
+    client.send(submit_message(dir, (dir / "jit.pt").string(), 3));
+    CHECK(client.expect(Body::SUBMITTED).envelope().getBody().getSubmitted().getJob() ==
+          static_cast<uint64_t>(i + 1));
+  }
+  auto jobs = status(client, 0);
+  REQUIRE(jobs.size() == 2);
+  CHECK(jobs[0].job == 1);
+  CHECK(jobs[0].state == "queued");
+  CHECK(jobs[1].state == "queued");
+  {
+    wire::OutMessage m;
+    m.envelope().getBody().initCancel().setJob(1);
+    client.send(std::move(m));
+    client.expect(Body::CANCELLED);
+  }
+  CHECK(status(client, 1).at(0).state == "cancelled");
+  CHECK(status(client, 2).at(0).state == "queued");
+  {
+    wire::OutMessage m;
+    m.envelope().getBody().initWorkersRequest();
+    client.send(std::move(m));
+    CHECK(client.expect(Body::WORKERS_REPLY).envelope().getBody().getWorkersReply().getWorkers().size() == 0);
+  }
+  CHECK_THAT(log.str(), Contains("warning: dropped message from"));
+  coordinator.stop();
+  fs::remove_all(dir);
+}
+
+TEST_CASE("coordinator: a job streams through a worker within its credits and lands at the offsets",
+          "[coordinator]") {
+  std::ostringstream log;
+  ClusterConfig config = loopback_config();
+  EmbeddedCoordinator coordinator(config, log);
+  fs::path dir = seed_copy("stream");
+
+  // The fake worker: a control DEALER and a bound data ROUTER.
+  Peer control(coordinator.endpoint());
+  zmq::socket_t data(control.ctx, zmq::socket_type::router);
+  data.set(zmq::sockopt::linger, 0);
+  data.bind("tcp://127.0.0.1:*");
+  std::string data_endpoint = data.get(zmq::sockopt::last_endpoint);
+  control.hello(schema::Role::WORKER);
+  control.expect(Body::HELLO_REPLY);
+  {
+    wire::OutMessage m;
+    auto r = m.envelope().getBody().initRegister();
+    r.setWorkerName("fake");
+    r.setHost("localhost");
+    r.setPid(static_cast<uint32_t>(getpid()));
+    r.setDataEndpoint(data_endpoint);
+    r.setThreads(1);
+    auto d = r.initDevices(1);
+    d[0].setName("cpu");
+    d[0].setBackend("reference");
+    d[0].setGemmGflops(10);
+    d[0].setCopyGbps(10);
+    d[0].setMemoryBytes(1ull << 30);
+    control.send(std::move(m));
+  }
+  uint32_t worker_id = control.expect(Body::REGISTERED).envelope().getBody().getRegistered().getWorkerId();
+  {
+    wire::OutMessage bad;  // a malformed Register from a worker is dropped, the registration stands
+    bad.envelope().getBody().initRegister().setWorkerName("");
+    control.send(std::move(bad));
+  }
+
+  Peer client(coordinator.endpoint());
+  client.hello(schema::Role::CLIENT);
+  client.expect(Body::HELLO_REPLY);
+  client.send(submit_message(dir, (dir / "jit.pt").string(), 3));  // 12 samples: 4 micro-batches
+  uint64_t job = client.expect(Body::SUBMITTED).envelope().getBody().getSubmitted().getJob();
+
+  wire::InMessage assign = control.expect(Body::ASSIGN_STAGE, 10000);
+  auto a = assign.envelope().getBody().getAssignStage();
+  CHECK(a.getJob() == job);
+  CHECK(a.getBackend() == "reference");
+  CHECK(a.getWarmShapes().size() == 2);
+  CHECK(a.getNext().getEndpoints().size() == 0);
+  {
+    wire::OutMessage m;
+    m.envelope().setRequestId(assign.envelope().getRequestId());
+    auto r = m.envelope().getBody().initStageReady();
+    r.setJob(job);
+    r.setStage(a.getStage());
+    r.setReplica(a.getReplica());
+    control.send(std::move(m));
+  }
+
+  // Hold micro-batches until the coordinator stops sending: never more than max_in_flight.
+  Tensor x = read_npy((dir / "x.npy").string());
+  auto answer = [&](const wire::InMessage& mb) {
+    auto b = mb.envelope().getBody().getMicroBatch();
+    Tensor in = mb.tensor(0, b.getTensors()[0], "x");
+    wire::OutMessage m;
+    auto r = m.envelope().getBody().initResult();
+    r.setJob(b.getJob());
+    r.setSeq(b.getSeq());
+    m.add_tensor(in.clone(), r.initTensors(1)[0]);  // the "model" returns x
+    r.initStageSeconds(1).set(0, 0.001);
+    control.send(std::move(m));
+  };
+  size_t most_held = 0, seen = 0;
+  std::vector<wire::InMessage> held;
+  while (seen < 4) {
+    zmq::pollitem_t item{static_cast<void*>(data), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, std::chrono::milliseconds(300));
+    if (item.revents & ZMQ_POLLIN) {
+      auto msg = wire::InMessage::receive(data, true, false);
+      REQUIRE(msg.has_value());
+      if (msg->envelope().getBody().which() != Body::MICRO_BATCH) continue;  // the upstream hello
+      held.push_back(std::move(*msg));
+      ++seen;
+      most_held = std::max(most_held, held.size());
+      continue;
+    }
+    REQUIRE_FALSE(held.empty());  // nothing more comes while credits are spent
+    // Answer out of order, the last held first, and a forged duplicate that must not count.
+    for (auto it = held.rbegin(); it != held.rend(); ++it) answer(*it);
+    answer(held.front());
+    held.clear();
+  }
+  for (auto it = held.rbegin(); it != held.rend(); ++it) answer(*it);
+  CHECK(most_held == config.max_in_flight);
+
+  JobStatusInfo s;
+  for (int i = 0; i < 100; ++i) {
+    s = status(client, job).at(0);
+    if (s.ended()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  CHECK(s.state == "done");
+  CHECK(s.samples_done == 12);
+  CHECK(s.micro_batches_done == 4);
+  REQUIRE(s.stages.size() == 1);
+  CHECK(s.stages[0].measured_seconds == Approx(0.001));
+  Tensor out = read_npy((dir / "out/output_0.npy").string());
+  REQUIRE(out.sizes() == x.sizes());
+  for (int64_t i = 0; i < x.numel(); ++i) CHECK(out.get_double(i) == x.get_double(i));
+
+  {
+    wire::OutMessage m;
+    m.envelope().getBody().initWorkersRequest();
+    client.send(std::move(m));
+    auto w = client.expect(Body::WORKERS_REPLY);
+    REQUIRE(w.envelope().getBody().getWorkersReply().getWorkers().size() == 1);
+    CHECK(w.envelope().getBody().getWorkersReply().getWorkers()[0].getWorkerId() == worker_id);
+  }
+  CHECK_THAT(log.str(), Contains("Register.workerName is empty"));
+  coordinator.stop();
+  fs::remove_all(dir);
+}
+
+TEST_CASE("coordinator: status prints as a table, JSON and a progress line", "[coordinator]") {
+  JobStatusInfo j;
+  j.job = 3;
+  j.name = "job \"a\".yaml";
+  j.state = "running";
+  j.samples_done = 50;
+  j.samples_total = 200;
+  j.samples_per_second = 25;
+  j.stages.push_back({0, {"w1", "w2"}, "aten::conv2d", "aten::linear", 0.002, 0.003});
+  CHECK_THAT(format_status_table({j}), Contains("running    50/200"));
+  CHECK_THAT(format_status_json({j}), Contains("\"name\": \"job \\\"a\\\".yaml\""));
+  CHECK_THAT(format_status_json({j}), Contains("\"workers\": [\"w1\", \"w2\"]"));
+  CHECK(format_progress(j, false) == "job 3: running, 50/200 samples (25.0%), 25.0 samples/s, ETA 6 s");
+  CHECK_THAT(format_progress(j, true), Contains("[########......................"));
+  CHECK_THAT(format_stage_times(j), Contains("1.50"));  // measured / predicted
+}
