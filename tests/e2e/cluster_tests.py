@@ -1,0 +1,394 @@
+#!/usr/bin/python3
+"""Multi-process tests of the distributed service: real `convoy-coordinator serve` and `convoy-worker`
+processes on loopback, driven through the CLI, with outputs checked against PyTorch's and against the
+in-process `run --workers 0` of the same job.
+
+    cluster_tests.py --bin BUILD/bin --fixtures DIR --workdir DIR --case NAME
+    cluster_tests.py --list
+
+Every case uses its own free port and folder; every process it starts is killed when it ends, pass or
+fail. CONVOY_CACHE_DIR (set by ctest to the build's cache) keeps PoCL's compiled kernels between cases.
+"""
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from compare_outputs import compare_dirs  # noqa: E402
+
+CASES: Dict[str, Callable] = {}
+
+
+def case(fn):
+    CASES[fn.__name__] = fn
+    return fn
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Cluster:
+    """Processes started by one case; stop() kills whatever is left."""
+
+    def __init__(self, args, name: str):
+        self.bin = args.bin
+        self.fixtures = os.path.abspath(args.fixtures)
+        self.dir = os.path.join(os.path.abspath(args.workdir), name)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        os.makedirs(self.dir)
+        self.port = free_port()
+        self.endpoint = f"tcp://127.0.0.1:{self.port}"
+        self.procs: List[subprocess.Popen] = []
+        self.logs: Dict[int, str] = {}
+        self.server: Optional[subprocess.Popen] = None
+
+    # -- processes ---------------------------------------------------------------------------------
+    def start(self, argv: List[str], log_name: str) -> subprocess.Popen:
+        log_path = os.path.join(self.dir, log_name + ".log")
+        log = open(log_path, "w")
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir,
+                                start_new_session=True)
+        log.close()
+        self.procs.append(proc)
+        self.logs[proc.pid] = log_path
+        print(f"started {log_name} (pid {proc.pid}): {' '.join(argv)}", flush=True)
+        return proc
+
+    def serve(self, **keys) -> subprocess.Popen:
+        cfg = os.path.join(self.dir, "cluster.yaml")
+        settings = {"listen": f"'{self.endpoint}'", "heartbeat_ms": 100}
+        settings.update(keys)
+        with open(cfg, "w") as f:
+            f.writelines(f"{k}: {v}\n" for k, v in settings.items())
+        self.server = self.start([os.path.join(self.bin, "convoy-coordinator"), "serve", "--config", cfg],
+                                 "coordinator")
+        return self.server
+
+    def worker(self, index: int, **keys) -> subprocess.Popen:
+        cfg = os.path.join(self.dir, f"worker{index}.yaml")
+        settings = {"coordinator": f"'{self.endpoint}'", "name": f"w{index}", "threads": 1}
+        settings.update(keys)
+        with open(cfg, "w") as f:
+            f.writelines(f"{k}: {v}\n" for k, v in settings.items())
+        return self.start([os.path.join(self.bin, "convoy-worker"), "--config", cfg], f"worker{index}")
+
+    def cli(self, *argv: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
+        cmd = [os.path.join(self.bin, "convoy-coordinator"), *argv]
+        if argv[0] in ("submit", "status", "cancel", "workers") or (argv[0] == "plan" and "--workers" not in argv):
+            cmd += ["--coordinator", self.endpoint]
+        print("$ " + " ".join(cmd), flush=True)
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              timeout=timeout, cwd=self.dir, errors="replace")
+        if proc.stdout.strip():
+            print(proc.stdout.rstrip())
+        if proc.stderr.strip():
+            print(proc.stderr.rstrip())
+        if check and proc.returncode != 0:
+            raise AssertionError(f"{' '.join(argv[:2])} exited {proc.returncode}")
+        return proc
+
+    def wait_workers(self, count: int, timeout: float = 60) -> List[dict]:
+        deadline = time.monotonic() + timeout
+        while True:
+            workers = self.workers()
+            if len(workers) >= count:
+                return workers
+            if time.monotonic() > deadline:
+                raise AssertionError(f"only {len(workers)} of {count} workers registered in {timeout:.0f} s")
+            self.check_alive()
+            time.sleep(0.2)
+
+    def workers(self) -> List[dict]:
+        proc = self.cli("workers", "--json", check=False, timeout=30)
+        if proc.returncode != 0:
+            return []
+        return json.loads(proc.stdout)["workers"]
+
+    def status(self, job: Optional[int] = None) -> List[dict]:
+        argv = ["status"] + ([str(job)] if job is not None else []) + ["--json"]
+        return json.loads(self.cli(*argv, timeout=30).stdout)["jobs"]
+
+    def wait_state(self, job: int, states, timeout: float = 300) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            (st,) = self.status(job)
+            if st["state"] in states:
+                return st
+            if time.monotonic() > deadline:
+                raise AssertionError(f"job {job} still {st['state']} after {timeout:.0f} s")
+            self.check_alive()
+            time.sleep(0.2)
+
+    def check_alive(self):
+        if self.server is not None and self.server.poll() is not None:
+            raise AssertionError(f"the coordinator died ({self.server.returncode})")
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                try:
+                    os.killpg(p.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+        for p in self.procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+
+    def dump_logs(self):
+        for pid, path in self.logs.items():
+            with open(path, errors="replace") as f:
+                text = f.read()
+            print(f"----- {os.path.basename(path)} (pid {pid}) -----\n{text[-6000:]}")
+
+    # -- jobs --------------------------------------------------------------------------------------
+    def job(self, model: str, name: str, repeat: int = 1, batch_size: Optional[int] = None) -> str:
+        """Writes NAME/job.yaml for a fixture, its inputs repeated `repeat` times along dim 0, with
+        paths relative to the job file (the CLI resolves them on the submitting side)."""
+        with open(os.path.join(self.fixtures, "manifest.json")) as f:
+            entry = json.load(f)["models"][model]
+        folder = os.path.join(self.dir, name)
+        os.makedirs(folder, exist_ok=True)
+        inputs = []
+        for i, spec in enumerate(entry["inputs"]):
+            src = os.path.join(self.fixtures, model, spec["file"])
+            if repeat == 1:
+                inputs.append(os.path.relpath(src, folder))
+            else:
+                arr = np.load(src)
+                np.save(os.path.join(folder, f"input_{i}.npy"), np.concatenate([arr] * repeat))
+                inputs.append(f"input_{i}.npy")
+        with open(os.path.join(folder, "job.yaml"), "w") as f:
+            f.write(f"model: '{os.path.relpath(os.path.join(self.fixtures, model, 'model.pt'), folder)}'\n")
+            f.write("inputs: [" + ", ".join(f"'{p}'" for p in inputs) + "]\n")
+            f.write("output: out\n")
+            f.write(f"batch_size: {batch_size or entry['batch_size']}\n")
+        return os.path.join(folder, "job.yaml")
+
+    def expect_pytorch(self, job_yaml: str, model: str):
+        with open(os.path.join(self.fixtures, "manifest.json")) as f:
+            tol = float(json.load(f).get("tolerance", {}).get("float_rel_l2", 1e-4))
+        problem = compare_dirs(os.path.join(os.path.dirname(job_yaml), "out"),
+                               os.path.join(self.fixtures, model), tol)
+        if problem:
+            raise AssertionError(f"{model}: {problem}")
+        print(f"{model}: outputs match PyTorch")
+
+    def expect_same_as_local(self, job_yaml: str, backend: str = "opencl"):
+        """Runs the same job in-process (`run --workers 0`) and requires equal outputs."""
+        folder = os.path.dirname(job_yaml)
+        local = os.path.join(folder, "local.yaml")
+        with open(job_yaml) as f:
+            text = f.read().replace("output: out", "output: out_local")
+        with open(local, "w") as f:
+            f.write(text)
+        self.cli("run", local, "--workers", "0", "--backend", backend, timeout=600)
+        names = sorted(n for n in os.listdir(os.path.join(folder, "out")) if n.endswith(".npy"))
+        if not names:
+            raise AssertionError("no outputs")
+        for n in names:
+            a = np.load(os.path.join(folder, "out", n))
+            b = np.load(os.path.join(folder, "out_local", n))
+            if a.shape != b.shape or a.dtype != b.dtype:
+                raise AssertionError(f"{n}: {a.dtype}{list(a.shape)} vs local {b.dtype}{list(b.shape)}")
+            if np.issubdtype(a.dtype, np.floating):
+                err = float(np.linalg.norm((a - b).astype(np.float64))) / max(float(np.linalg.norm(b.astype(np.float64))), 1e-30)
+                print(f"{n}: relative L2 vs --workers 0: {err:.2e} ({'identical' if np.array_equal(a, b) else 'not bit-identical'})")
+                if err > 1e-4:
+                    raise AssertionError(f"{n}: distributed output differs from --workers 0 ({err:.2e})")
+            elif not np.array_equal(a, b):
+                raise AssertionError(f"{n}: distributed output differs from --workers 0")
+
+
+def submitted_job(proc: subprocess.CompletedProcess) -> int:
+    m = re.search(r"job (\d+)", proc.stdout)
+    if not m:
+        raise AssertionError(f"no job id in: {proc.stdout!r}")
+    return int(m.group(1))
+
+
+# -- cases -----------------------------------------------------------------------------------------
+
+@case
+def daemons_submit_wait(c: Cluster):
+    """serve + two workers started separately, `submit --wait` of pipelines (max_replicas 1: a stage
+    per worker, activations worker to worker), outputs = PyTorch's = --workers 0."""
+    c.serve(max_replicas=1)
+    c.worker(1)
+    c.worker(2)
+    c.wait_workers(2)
+    for model in ("resnet18", "gpt"):
+        job = c.job(model, model)
+        plan = c.cli("plan", job, timeout=120).stdout
+        if "predicted throughput" not in plan:
+            raise AssertionError("plan printed no prediction")
+        proc = c.cli("submit", job, "--wait", timeout=600)
+        if "predicted" not in proc.stdout:
+            raise AssertionError("submit --wait did not report predicted vs measured stage times")
+        (st,) = c.status(max(j["job"] for j in c.status()))
+        if len(st["stages"]) < 2:
+            raise AssertionError(f"{model} ran as {len(st['stages'])} stage(s), expected a pipeline")
+        c.expect_pytorch(job, model)
+        c.expect_same_as_local(job)
+
+
+@case
+def two_jobs_at_once(c: Cluster):
+    """Two jobs submitted back to back both finish, in submission order, with correct outputs."""
+    c.serve()
+    c.worker(1)
+    c.worker(2)
+    c.wait_workers(2)
+    a = c.job("cnn", "a", repeat=8)
+    b = c.job("seed", "b")
+    ja = submitted_job(c.cli("submit", a))
+    jb = submitted_job(c.cli("submit", b))
+    sa = c.wait_state(ja, ("done", "failed", "cancelled"), 600)
+    sb = c.wait_state(jb, ("done", "failed", "cancelled"), 600)
+    if sa["state"] != "done" or sb["state"] != "done":
+        raise AssertionError(f"states {sa['state']}, {sb['state']}")
+    c.expect_same_as_local(a)
+    c.expect_pytorch(b, "seed")
+
+
+@case
+def cancel_mid_job(c: Cluster):
+    """A cancelled job stops part-way, reports cancelled, and the cluster runs the next job."""
+    c.serve()
+    c.worker(1)
+    c.wait_workers(1)
+    long_job = c.job("cnn", "long", repeat=400, batch_size=1)  # 2,000 micro-batches
+    job = submitted_job(c.cli("submit", long_job))
+    deadline = time.monotonic() + 300
+    while True:
+        (st,) = c.status(job)
+        if st["samples_done"] > 0:
+            break
+        if time.monotonic() > deadline:
+            raise AssertionError("no progress before cancelling")
+        time.sleep(0.1)
+    c.cli("cancel", str(job))
+    st = c.wait_state(job, ("cancelled",), 60)
+    if not 0 < st["samples_done"] < st["samples_total"]:
+        raise AssertionError(f"cancelled job did {st['samples_done']} of {st['samples_total']} samples")
+    after = c.job("seed", "after")
+    c.cli("submit", after, "--wait", timeout=300)
+    c.expect_pytorch(after, "seed")
+
+
+@case
+def worker_joins_mid_job(c: Cluster):
+    """A worker that registers while a job runs is listed and used by the next job; nothing is lost."""
+    c.serve()
+    c.worker(1)
+    c.wait_workers(1)
+    job_yaml = c.job("cnn", "first", repeat=60, batch_size=1)
+    job = submitted_job(c.cli("submit", job_yaml))
+    c.wait_state(job, ("running", "done"), 300)
+    c.worker(2)
+    c.wait_workers(2)
+    st = c.wait_state(job, ("done", "failed", "cancelled"), 600)
+    if st["state"] != "done":
+        raise AssertionError(f"job {st['state']}: {st.get('error')}")
+    c.expect_same_as_local(job_yaml)
+    second = c.job("resnet18", "second")
+    c.cli("submit", second, "--wait", timeout=600)
+    c.expect_pytorch(second, "resnet18")
+
+
+@case
+def garbage_messages(c: Cluster):
+    """Garbage on the control and data sockets is dropped; the daemons keep serving a real job."""
+    import zmq
+    c.serve()
+    c.worker(1)
+    workers = c.wait_workers(1)
+    ctx = zmq.Context()
+    rng = random.Random(1)
+    try:
+        for endpoint in (c.endpoint, workers[0]["data_endpoint"]):
+            s = ctx.socket(zmq.DEALER)
+            s.setsockopt(zmq.LINGER, 2000)  # deliver everything before close
+            s.connect(endpoint)
+            s.send(b"")                                   # empty frame
+            s.send(bytes(rng.randrange(256) for _ in range(13)))   # not whole words
+            s.send(bytes(rng.randrange(256) for _ in range(64)))   # random words
+            s.send_multipart([bytes(8), bytes(1 << 20)])  # an empty struct with a 1 MiB frame
+            s.close()
+    finally:
+        ctx.term()
+    time.sleep(0.5)
+    c.check_alive()
+    job = c.job("seed", "after_garbage")
+    c.cli("submit", job, "--wait", timeout=300)
+    c.expect_pytorch(job, "seed")
+    with open(c.logs[c.server.pid], errors="replace") as f:
+        if "dropped" not in f.read():
+            raise AssertionError("the coordinator did not log the dropped messages")
+
+
+@case
+def worker_sigterm_drains(c: Cluster):
+    """SIGTERM: the worker deregisters and exits 0; the coordinator lists it no more."""
+    c.serve()
+    w = c.worker(1)
+    c.wait_workers(1)
+    w.send_signal(signal.SIGTERM)
+    rc = w.wait(timeout=60)
+    if rc != 0:
+        raise AssertionError(f"worker exited {rc} on SIGTERM")
+    deadline = time.monotonic() + 10
+    while c.workers():
+        if time.monotonic() > deadline:
+            raise AssertionError("worker still listed after it deregistered")
+        time.sleep(0.2)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--list", action="store_true")
+    parser.add_argument("--bin")
+    parser.add_argument("--fixtures")
+    parser.add_argument("--workdir")
+    parser.add_argument("--case")
+    args = parser.parse_args()
+    if args.list:
+        print("\n".join(CASES))
+        return 0
+    if args.case not in CASES:
+        print(f"error: unknown case {args.case!r}; known: {', '.join(CASES)}", file=sys.stderr)
+        return 2
+    cluster = Cluster(args, args.case)
+    print(f"{args.case}: {CASES[args.case].__doc__}", flush=True)
+    begin = time.monotonic()
+    try:
+        CASES[args.case](cluster)
+    except (AssertionError, subprocess.TimeoutExpired, OSError, ValueError, KeyError) as exc:
+        cluster.stop()
+        cluster.dump_logs()
+        print(f"error: {args.case}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        cluster.stop()
+    print(f"{args.case}: passed in {time.monotonic() - begin:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
