@@ -7,8 +7,8 @@ overhead  coordinator overhead per micro-batch: a 2,000-micro-batch job of the s
           per micro-batch, microseconds of compute) through `serve` + one worker, once with one
           micro-batch in flight (the round trip coordinator -> worker -> coordinator) and once with the
           default window; the overhead is wall time per micro-batch minus the stage's measured compute.
-soak      the same 2,000-micro-batch job: coordinator and worker resident memory after the first 50
-          micro-batches and at the end (must stay within 10%).
+soak      a 2,000-micro-batch job of the resnet18 fixture on OpenCL: coordinator and worker resident
+          memory after the first 50 micro-batches and at the end (must stay within 10%).
 resnet18  torchvision resnet18, batch 8 at 224x224 (bench/make_bench_models.py), 12 micro-batches:
           `run --workers 2` (each worker one core) against `run --workers 0` (two cores), and the
           plan's predicted stage times against the measured ones.
@@ -43,27 +43,32 @@ class Args:
         self.workdir = workdir
 
 
-def seed_job(c: Cluster, samples: int) -> str:
-    folder = os.path.join(c.dir, "seedjob")
+def fixture_job(c: Cluster, model: str, samples: int) -> str:
+    """A job of `samples` one-sample micro-batches of a conformance fixture's inputs, repeated."""
+    folder = os.path.join(c.dir, model + "job")
     os.makedirs(folder, exist_ok=True)
-    src = os.path.join(c.fixtures, "seed")
-    for i in range(2):
+    src = os.path.join(c.fixtures, model)
+    with open(os.path.join(c.fixtures, "manifest.json")) as f:
+        count = len(json.load(f)["models"][model]["inputs"])
+    for i in range(count):
         arr = np.load(os.path.join(src, f"input_{i}.npy"))
         reps = (samples + len(arr) - 1) // len(arr)
         np.save(os.path.join(folder, f"input_{i}.npy"), np.concatenate([arr] * reps)[:samples])
+    inputs = ", ".join(f"input_{i}.npy" for i in range(count))
     with open(os.path.join(folder, "job.yaml"), "w") as f:
-        f.write(f"model: '{os.path.join(src, 'model.pt')}'\ninputs: [input_0.npy, input_1.npy]\n"
-                f"output: out\nbatch_size: 1\n")
+        f.write(f"model: '{os.path.join(src, 'model.pt')}'\ninputs: [{inputs}]\noutput: out\nbatch_size: 1\n")
     return os.path.join(folder, "job.yaml")
 
 
-def run_seed_job(args, name: str, max_in_flight: int, micro_batches: int, sample_memory: bool):
+def run_fixture_job(args, name: str, model: str, backend: str, max_in_flight: int, micro_batches: int,
+                    sample_memory: bool):
     c = Cluster(args, name)
+    c.verbose = False
     try:
         server = c.serve(max_in_flight=max_in_flight)
-        worker = c.worker(1, backend="reference")
+        worker = c.worker(1, backend=backend)
         c.wait_workers(1)
-        job_yaml = seed_job(c, micro_batches)
+        job_yaml = fixture_job(c, model, micro_batches)
         out = c.cli("submit", job_yaml)
         job = int(out.stdout.split("job")[1].split()[0])
         early = None
@@ -73,7 +78,7 @@ def run_seed_job(args, name: str, max_in_flight: int, micro_batches: int, sample
                 early = (rss_mb(server.pid), rss_mb(worker.pid), st["micro_batches_done"])
             if st["state"] in ("done", "failed", "cancelled"):
                 break
-            time.sleep(0.05)
+            time.sleep(0.01)
         late = (rss_mb(server.pid), rss_mb(worker.pid))
         if st["state"] != "done":
             raise RuntimeError(f"job {st['state']}: {st.get('error')}")
@@ -87,7 +92,7 @@ def bench_overhead(args):
     print("## coordinator overhead per micro-batch (seed model, 1 sample per micro-batch, reference backend)\n")
     print(f"{'in flight':>10} {'micro-batches':>14} {'wall s':>8} {'per mb us':>10} {'compute us':>11} {'overhead us':>12}")
     for window in (1, 4):
-        st, compute, _, _ = run_seed_job(args, f"overhead{window}", window, 2000, False)
+        st, compute, _, _ = run_fixture_job(args, f"overhead{window}", "seed", "reference", window, 2000, False)
         per = st["elapsed_seconds"] / st["micro_batches_done"] * 1e6
         print(f"{window:>10} {st['micro_batches_done']:>14} {st['elapsed_seconds']:>8.2f} {per:>10.1f} "
               f"{compute * 1e6:>11.1f} {per - compute * 1e6:>12.1f}")
@@ -95,8 +100,9 @@ def bench_overhead(args):
 
 
 def bench_soak(args):
-    print("## resident memory over a 2,000-micro-batch job\n")
-    st, _, early, late = run_seed_job(args, "soak", 4, 2000, True)
+    print("## resident memory over a 2,000-micro-batch job (resnet18 fixture, 3x40x40, one sample per micro-batch, OpenCL)\n")
+    st, _, early, late = run_fixture_job(args, "soak", "resnet18", "opencl", 4, 2000, True)
+    print(f"{st['micro_batches_done']} micro-batches in {st['elapsed_seconds']:.1f} s\n")
     print(f"{'process':>12} {'after ' + str(early[2]) + ' mb (MiB)':>22} {'after 2000 mb (MiB)':>20} {'change':>8}")
     for name, a, b in (("coordinator", early[0], late[0]), ("worker", early[1], late[1])):
         print(f"{name:>12} {a:>22.1f} {b:>20.1f} {100 * (b - a) / a:>7.1f}%")
@@ -107,6 +113,7 @@ def bench_resnet18(args, build: str):
     models = os.path.join(build, "bench-models")
     subprocess.run(["/usr/bin/python3", os.path.join(HERE, "make_bench_models.py"), models], check=True)
     c = Cluster(args, "resnet18")
+    c.verbose = False
     try:
         x = np.load(os.path.join(models, "resnet18.input.npy"))
         np.save(os.path.join(c.dir, "x.npy"), np.concatenate([x] * 12))
@@ -119,12 +126,19 @@ def bench_resnet18(args, build: str):
             t0 = time.monotonic()
             proc = c.cli("run", job, "--workers", workers, timeout=1800)
             results[workers] = (time.monotonic() - t0, proc.stdout)
-        print("## resnet18, batch 8, 224x224, 96 samples\n")
-        for workers, (seconds, out) in results.items():
-            print(f"--workers {workers}: {seconds:.1f} s wall including start-up")
-            for line in out.splitlines():
-                if "samples/s" in line or "predicted" in line or "stage" in line:
-                    print("    " + line)
+        print("## resnet18, batch 8, 224x224, 96 samples (12 micro-batches)\n")
+        import re
+        m = re.search(r"run ([0-9.]+) s", results["0"][1])
+        local = 96 / float(m.group(1)) if m else float("nan")
+        m = re.search(r"\(([0-9.]+) samples/s\)", results["2"][1])
+        dist = float(m.group(1)) if m else float("nan")
+        print(f"{'':>12} {'samples/s':>10} {'wall incl. start-up':>20}")
+        print(f"{'--workers 0':>12} {local:>10.1f} {results['0'][0]:>19.1f}s")
+        print(f"{'--workers 2':>12} {dist:>10.1f} {results['2'][0]:>19.1f}s")
+        print(f"\ndistributed / in-process throughput: {dist / local:.2f} (cost {100 * (1 - dist / local):.1f}%)\n")
+        print("--workers 2 summary:")
+        for line in results["2"][1].splitlines():
+            print("    " + line)
         a = np.load(os.path.join(c.dir, "out0", "output_0.npy"))
         b = np.load(os.path.join(c.dir, "out2", "output_0.npy"))
         err = float(np.linalg.norm(a - b)) / float(np.linalg.norm(a))

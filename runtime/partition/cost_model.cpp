@@ -427,6 +427,33 @@ BlockCost cost_of_node(const Node* node, Propagator& p) {
   return c;
 }
 
+bool is_convolution(const Node* n) {
+  return n->kind == "aten::_convolution" || n->kind == "aten::conv1d" || n->kind == "aten::conv2d" ||
+         n->kind == "aten::conv3d" || n->kind == "aten::convolution";
+}
+
+bool is_fusable_activation(const Node* n) {
+  std::string k = n->kind;
+  if (k.size() > 1 && k.back() == '_') k.pop_back();
+  return k == "aten::relu" || k == "aten::relu6" || k == "aten::hardtanh" || k == "aten::silu" ||
+         k == "aten::hardswish" || k == "aten::sigmoid";
+}
+
+bool consumes(const Node* user, const Node* producer) {
+  return !user->inputs.empty() && !producer->outputs.empty() && user->inputs[0] == producer->outputs[0];
+}
+
+// Whether a cut between top-level nodes `before` and `after` separates a convolution from the
+// batch_norm or activation applied to its result (or a batch_norm of a convolution from its activation).
+bool splits_fusable_chain(const Node* before, const Node* after) {
+  if (!consumes(after, before)) return false;
+  if (is_convolution(before)) return after->kind == "aten::batch_norm" || is_fusable_activation(after);
+  if (before->kind == "aten::batch_norm" && !before->inputs.empty() && before->inputs[0]->node &&
+      is_convolution(before->inputs[0]->node))
+    return is_fusable_activation(after);
+  return false;
+}
+
 struct Analysis {
   ChainCosts chain;
   std::vector<NodeCost> nodes;
@@ -531,6 +558,12 @@ Analysis analyse(const Graph& graph, const std::vector<TypePtr>& input_types) {
     bool after_real = cut == 0 || cut == n || !f.constant_like[cut - 1];
     c.cut_allowed[cut] = (cut == 0 || cut == n || (bad == 0 && after_real)) ? 1 : 0;
   }
+  // Never cut inside a convolution → batch_norm → activation chain: backends fold the chain into
+  // one convolution (opencl::fuse_conv_batch_norm_activation), which a cut would prevent, and the
+  // cut would ship the largest activation of the block.
+  for (size_t cut = 1; cut < n; ++cut)
+    if (c.cut_allowed[cut] && splits_fusable_chain(top->nodes[cut - 1].get(), top->nodes[cut].get()))
+      c.cut_allowed[cut] = 0;
   for (size_t i = 0; i < n; ++i) {
     c.live_bytes[i] = c.cut_bytes[i] + a.nodes[i].out_bytes;
     a.nodes[i].live_bytes = c.live_bytes[i];

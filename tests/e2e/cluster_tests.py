@@ -56,6 +56,7 @@ class Cluster:
         self.procs: List[subprocess.Popen] = []
         self.logs: Dict[int, str] = {}
         self.server: Optional[subprocess.Popen] = None
+        self.verbose = True  # echo every CLI command and its output
 
     # -- processes ---------------------------------------------------------------------------------
     def start(self, argv: List[str], log_name: str) -> subprocess.Popen:
@@ -66,7 +67,8 @@ class Cluster:
         log.close()
         self.procs.append(proc)
         self.logs[proc.pid] = log_path
-        print(f"started {log_name} (pid {proc.pid}): {' '.join(argv)}", flush=True)
+        if self.verbose:
+            print(f"started {log_name} (pid {proc.pid}): {' '.join(argv)}", flush=True)
         return proc
 
     def serve(self, **keys) -> subprocess.Popen:
@@ -91,12 +93,13 @@ class Cluster:
         cmd = [os.path.join(self.bin, "convoy-coordinator"), *argv]
         if argv[0] in ("submit", "status", "cancel", "workers") or (argv[0] == "plan" and "--workers" not in argv):
             cmd += ["--coordinator", self.endpoint]
-        print("$ " + " ".join(cmd), flush=True)
+        if self.verbose:
+            print("$ " + " ".join(cmd), flush=True)
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                               timeout=timeout, cwd=self.dir, errors="replace")
-        if proc.stdout.strip():
+        if self.verbose and proc.stdout.strip():
             print(proc.stdout.rstrip())
-        if proc.stderr.strip():
+        if (self.verbose or proc.returncode != 0) and proc.stderr.strip():
             print(proc.stderr.rstrip())
         if check and proc.returncode != 0:
             raise AssertionError(f"{' '.join(argv[:2])} exited {proc.returncode}")
