@@ -10,7 +10,8 @@ input paths are relative to that folder (`../../…/DIR/NAME/model.pt`) and whos
     BIN run WORKDIR/NAME/job.yaml --workers 0 --backend reference
 runs from WORKDIR (not the job's folder, so paths resolved against the working directory fail), must
 exit 0, and its outputs must match DIR/NAME/expected_<i>.npy (compare_outputs.py's rules, with the
-manifest's tolerance).
+manifest's tolerance). With --workers N >= 1 (a local cluster) the outputs must also be bit-identical
+to those of `run --workers 0` with the same backend.
 """
 
 import argparse
@@ -111,6 +112,41 @@ def main() -> int:
         print(f"error: {args.model}: {problem}", file=sys.stderr)
         return 1
     print(f"{args.model}: all {len(entry['outputs'])} outputs match PyTorch")
+    if args.workers != "0":
+        return same_as_in_process(args, job, workdir, out_dir)
+    return 0
+
+
+def same_as_in_process(args, job: str, workdir: str, out_dir: str) -> int:
+    """The distributed run must give exactly what `run --workers 0` gives with the same backend."""
+    import numpy as np
+    local_job = os.path.join(workdir, "job_local.yaml")
+    with open(job) as f:
+        text = f.read().replace("output: out\n", "output: out_local\n")
+    with open(local_job, "w") as f:
+        f.write(text)
+    cmd = [args.coordinator, "run", local_job, "--workers", "0", "--backend", args.backend]
+    print("$ " + " ".join(cmd), flush=True)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          timeout=args.timeout, errors="replace", cwd=os.path.dirname(workdir))
+    if proc.returncode != 0:
+        print(proc.stderr.rstrip(), file=sys.stderr)
+        print(f"error: {args.model}: run --workers 0 failed ({describe_exit(proc.returncode)})", file=sys.stderr)
+        return 1
+    names = sorted(n for n in os.listdir(out_dir) if n.endswith(".npy"))
+    for name in names:
+        a = np.load(os.path.join(out_dir, name))
+        b = np.load(os.path.join(workdir, "out_local", name))
+        if a.dtype != b.dtype or a.shape != b.shape or not np.array_equal(a, b, equal_nan=True):
+            diff = ""
+            if a.shape == b.shape and np.issubdtype(a.dtype, np.floating):
+                err = float(np.linalg.norm((a - b).astype(np.float64))) / max(
+                    float(np.linalg.norm(b.astype(np.float64))), 1e-30)
+                diff = f": relative L2 {err:.2e}"
+            print(f"error: {args.model}: {name} with --workers {args.workers} differs from --workers 0{diff}",
+                  file=sys.stderr)
+            return 1
+    print(f"{args.model}: --workers {args.workers} outputs are bit-identical to --workers 0")
     return 0
 
 
