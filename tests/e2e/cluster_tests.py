@@ -46,7 +46,7 @@ class Cluster:
     """Processes started by one case; stop() kills whatever is left."""
 
     def __init__(self, args, name: str):
-        self.bin = args.bin
+        self.bin = os.path.abspath(args.bin)
         self.fixtures = os.path.abspath(args.fixtures)
         self.dir = os.path.join(os.path.abspath(args.workdir), name)
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -91,7 +91,7 @@ class Cluster:
 
     def cli(self, *argv: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
         cmd = [os.path.join(self.bin, "convoy-coordinator"), *argv]
-        if argv[0] in ("submit", "status", "cancel", "workers") or (argv[0] == "plan" and "--workers" not in argv):
+        if self.endpoint and argv[0] in ("submit", "status", "cancel", "workers") or (argv[0] == "plan" and "--workers" not in argv):
             cmd += ["--coordinator", self.endpoint]
         if self.verbose:
             print("$ " + " ".join(cmd), flush=True)
@@ -344,6 +344,28 @@ def garbage_messages(c: Cluster):
     with open(c.logs[c.server.pid], errors="replace") as f:
         if "dropped" not in f.read():
             raise AssertionError("the coordinator did not log the dropped messages")
+
+
+@case
+def shipped_configs(c: Cluster):
+    """configs/cluster.yaml and configs/worker.yaml as shipped (port 7700), two workers, and
+    `submit JOB.yaml --wait` with no other flag."""
+    configs = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "configs")
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", 7700))
+        except OSError:
+            raise AssertionError("port 7700 (configs/cluster.yaml's listen) is in use on this machine")
+    c.endpoint = ""  # the CLI's default, like the configs'
+    c.server = c.start([os.path.join(c.bin, "convoy-coordinator"), "serve", "--config",
+                        os.path.join(configs, "cluster.yaml")], "coordinator")
+    for i in (1, 2):
+        c.start([os.path.join(c.bin, "convoy-worker"), "--config", os.path.join(configs, "worker.yaml")],
+                f"worker{i}")
+    c.wait_workers(2)
+    job = c.job("resnet18", "shipped")
+    c.cli("submit", job, "--wait", timeout=600)
+    c.expect_pytorch(job, "resnet18")
 
 
 @case
