@@ -37,145 +37,14 @@ constexpr int64_t kDirectMaxGroupChannels = 2;
 
 // ---- arguments ---------------------------------------------------------------------------------
 
-std::vector<int64_t> int_list(const IValue& v, size_t spatial, const std::string& op, const char* name) {
-  if (v.is_int()) return std::vector<int64_t>(spatial == 0 ? 1 : spatial, v.to_int());
-  std::vector<int64_t> values = v.to_int_list();
-  if (spatial == 0) return values;
-  if (values.size() == 1 && spatial > 1) return std::vector<int64_t>(spatial, values[0]);
-  CONVOY_CHECK(values.size() == spatial, op, ": ", name, " must have ", spatial, " values, got ", v.repr());
-  return values;
-}
-
-ConvGeometry make_geometry(const std::string& op, const Shape& input, const Shape& weight,
-                           std::vector<int64_t> stride, std::vector<int64_t> pad_before,
-                           std::vector<int64_t> pad_after, std::vector<int64_t> dilation, bool transposed,
-                           std::vector<int64_t> output_padding, int64_t groups) {
-  ConvGeometry s;
-  CONVOY_CHECK(weight.size() >= 3 && weight.size() <= 5, op, ": weight ", shape_str(weight),
-               " must have 3 to 5 dims (1 to 3 spatial dims)");
-  s.spatial = static_cast<int64_t>(weight.size()) - 2;
-  const size_t sp = static_cast<size_t>(s.spatial);
-  CONVOY_CHECK(input.size() == sp + 2 || input.size() == sp + 1, op, ": input ", shape_str(input),
-               " must have ", sp + 2, " dims (or ", sp + 1, " without a batch dim) for weight ",
-               shape_str(weight));
-  s.batched = input.size() == sp + 2;
-  s.batch = s.batched ? input[0] : 1;
-  s.in_channels = input[s.batched ? 1 : 0];
-  CONVOY_CHECK(groups > 0, op, ": groups must be positive, got ", groups);
-  s.groups = groups;
-  s.transposed = transposed;
-  auto expand = [&](std::vector<int64_t>& v, const char* name) {
-    if (v.size() == 1 && sp > 1) v.assign(sp, v[0]);
-    CONVOY_CHECK(v.size() == sp, op, ": ", name, " ", shape_str(v), " must have ", sp, " values for a ", sp,
-                 "-d convolution");
-  };
-  expand(stride, "stride");
-  expand(pad_before, "padding");
-  expand(pad_after, "padding");
-  expand(dilation, "dilation");
-  if (transposed) expand(output_padding, "output_padding");
-  for (size_t i = 0; i < sp; ++i) {
-    const size_t d = 3 - sp + i;
-    CONVOY_CHECK(stride[i] > 0, op, ": stride ", shape_str(stride), " must be positive");
-    CONVOY_CHECK(dilation[i] > 0, op, ": dilation ", shape_str(dilation), " must be positive");
-    CONVOY_CHECK(pad_before[i] >= 0 && pad_after[i] >= 0, op, ": padding ", shape_str(pad_before),
-                 " must be non-negative");
-    s.stride[d] = stride[i];
-    s.pad_before[d] = pad_before[i];
-    s.pad_after[d] = pad_after[i];
-    s.dilation[d] = dilation[i];
-    s.in[d] = input[input.size() - sp + i];
-    s.kernel[d] = weight[2 + i];
-    if (transposed) {
-      CONVOY_CHECK(
-          output_padding[i] >= 0 && (output_padding[i] < stride[i] || output_padding[i] < dilation[i]), op,
-          ": output_padding ", shape_str(output_padding), " must be smaller than stride ", shape_str(stride),
-          " or dilation ", shape_str(dilation));
-      s.output_padding[d] = output_padding[i];
-    }
-  }
-  const int64_t w_out = weight[0], w_in = weight[1];
-  if (!transposed) {
-    CONVOY_CHECK(w_out % groups == 0, op, ": weight ", shape_str(weight), " has ", w_out,
-                 " output channels, not divisible by groups=", groups);
-    CONVOY_CHECK(s.in_channels == w_in * groups, op, ": input ", shape_str(input), " has ", s.in_channels,
-                 " channels but weight ", shape_str(weight), " with groups=", groups, " expects ",
-                 w_in * groups);
-    s.out_channels = w_out;
-  } else {
-    CONVOY_CHECK(w_out % groups == 0, op, ": transposed weight ", shape_str(weight), " has ", w_out,
-                 " input channels, not divisible by groups=", groups);
-    CONVOY_CHECK(s.in_channels == w_out, op, ": input ", shape_str(input), " has ", s.in_channels,
-                 " channels but transposed weight ", shape_str(weight), " expects ", w_out);
-    s.out_channels = w_in * groups;
-  }
-  bool empty = false;
-  std::vector<int64_t> spatial_out;
-  for (size_t d = 3 - sp; d < 3; ++d) {
-    const int64_t span = s.dilation[d] * (s.kernel[d] - 1);
-    if (!transposed) {
-      const int64_t padded = s.in[d] + s.pad_before[d] + s.pad_after[d];
-      s.out[d] = padded - span - 1 < 0 ? 0 : (padded - span - 1) / s.stride[d] + 1;
-    } else {
-      s.out[d] =
-          (s.in[d] - 1) * s.stride[d] - s.pad_before[d] - s.pad_after[d] + span + s.output_padding[d] + 1;
-    }
-    empty = empty || s.out[d] <= 0;
-    spatial_out.push_back(s.out[d]);
-  }
-  CONVOY_CHECK(!empty, op, ": input ", shape_str(input), " is too small for weight ", shape_str(weight),
-               " with stride ", shape_str(stride), ", padding ", shape_str(pad_before), ", dilation ",
-               shape_str(dilation), ": the output size would be ", shape_str(spatial_out));
-  return s;
-}
-
-// "same" splits the total padding dilation·(k−1) with the odd element after, as PyTorch does.
-void string_padding(const std::string& op, const std::string& mode, const Shape& weight,
-                    const std::vector<int64_t>& stride, const std::vector<int64_t>& dilation,
-                    std::vector<int64_t>& before, std::vector<int64_t>& after) {
-  const size_t sp = weight.size() >= 2 ? weight.size() - 2 : 0;
-  before.assign(sp, 0);
-  after.assign(sp, 0);
-  if (mode == "valid") return;
-  CONVOY_CHECK(mode == "same", op, ": padding must be \"same\" or \"valid\", got \"", mode, "\"");
-  for (size_t i = 0; i < sp; ++i) {
-    const int64_t st = stride.size() == 1 ? stride[0] : stride.at(i);
-    const int64_t dil = dilation.size() == 1 ? dilation[0] : dilation.at(i);
-    CONVOY_CHECK(st == 1, op, ": padding=\"same\" is not supported for strided convolutions (stride ",
-                 shape_str(stride), ")");
-    const int64_t total = dil * (weight[2 + i] - 1);
-    before[i] = total / 2;
-    after[i] = total - before[i];
-  }
-}
-
-// Argument positions of one overload family (-1: absent), as in the reference registry.
-struct ConvArgs {
-  int stride, padding, dilation, transposed, output_padding, groups;
-  bool string_padding = false;
-  bool fixed_transposed = false;
-  size_t spatial = 0;  // 0: from the weight's rank
-};
-
-const std::vector<std::pair<std::string, ConvArgs>>& conv_overloads() {
-  static const std::vector<std::pair<std::string, ConvArgs>> kOverloads = {
-      {"aten::_convolution.deprecated", {3, 4, 5, 6, 7, 8}},
-      {"aten::_convolution", {3, 4, 5, 6, 7, 8}},
-      {"aten::convolution", {3, 4, 5, 6, 7, 8}},
-      {"aten::_convolution_mode", {3, 4, 5, -1, -1, 6, true}},
-      {"aten::conv1d", {3, 4, 5, -1, -1, 6, false, false, 1}},
-      {"aten::conv1d.padding", {3, 4, 5, -1, -1, 6, true, false, 1}},
-      {"aten::conv2d", {3, 4, 5, -1, -1, 6, false, false, 2}},
-      {"aten::conv2d.padding", {3, 4, 5, -1, -1, 6, true, false, 2}},
-      {"aten::conv3d", {3, 4, 5, -1, -1, 6, false, false, 3}},
-      {"aten::conv3d.padding", {3, 4, 5, -1, -1, 6, true, false, 3}},
-      {"aten::conv_transpose1d", {3, 4, 7, -1, 5, 6, false, true, 1}},
-      {"aten::conv_transpose2d.input", {3, 4, 7, -1, 5, 6, false, true, 2}},
-      {"aten::conv_transpose3d.input", {3, 4, 7, -1, 5, 6, false, true, 3}},
-      // convoy::conv_bn_act(input, weight, bias, stride, padding, dilation, groups, ...)
-      {"convoy::conv_bn_act", {3, 4, 5, -1, -1, 6}},
-  };
-  return kOverloads;
+// The argument positions of a convolution overload of the registry (nn::conv_overloads()) or of
+// convoy::conv_bn_act(input, weight, bias, stride, padding, dilation, groups, ...); null for others.
+const nn::ConvArgs* find_conv_args(const std::string& full_name) {
+  static const nn::ConvArgs kConvBnAct{3, 4, 5, -1, -1, 6};
+  if (full_name == "convoy::conv_bn_act") return &kConvBnAct;
+  for (const nn::ConvOverload& o : nn::conv_overloads())
+    if (full_name == o.name) return &o.args;
+  return nullptr;
 }
 
 // ---- device operands ---------------------------------------------------------------------------
@@ -416,51 +285,16 @@ bool use_direct(const ConvGeometry& s, DType dtype) {
 
 }  // namespace
 
-Shape ConvGeometry::output_shape() const {
-  Shape shape;
-  if (batched) shape.push_back(batch);
-  shape.push_back(out_channels);
-  for (int64_t d = 3 - spatial; d < 3; ++d) shape.push_back(out[static_cast<size_t>(d)]);
-  return shape;
-}
-
 ConvCall read_convolution(const std::string& full_name, const IValueList& a) {
-  const ConvArgs* c = nullptr;
-  for (const auto& [name, args] : conv_overloads())
-    if (name == full_name) c = &args;
+  const nn::ConvArgs* c = find_conv_args(full_name);
   CONVOY_ASSERT(c != nullptr, "read_convolution: ", full_name, " is not a convolution overload");
-  const std::string& op = full_name;
   ConvCall call;
-  call.op = op;
+  call.op = full_name;
   call.input = a[0].to_tensor();
   call.weight = a[1].to_tensor();
   call.bias = a[2].is_none() ? Tensor() : a[2].to_tensor();
-  const Tensor& weight = call.weight;
-  if (c->spatial != 0)
-    CONVOY_CHECK(weight.dim() == static_cast<int64_t>(c->spatial) + 2, op, ": weight ", weight.describe(),
-                 " must have ", c->spatial + 2, " dims");
-  const std::vector<int64_t> stride = int_list(a[static_cast<size_t>(c->stride)], c->spatial, op, "stride");
-  const std::vector<int64_t> dilation =
-      c->dilation >= 0 ? int_list(a[static_cast<size_t>(c->dilation)], c->spatial, op, "dilation")
-                       : std::vector<int64_t>{1};
-  std::vector<int64_t> before, after;
-  if (c->string_padding)
-    string_padding(op, a[static_cast<size_t>(c->padding)].to_string(), weight.sizes(), stride, dilation,
-                   before, after);
-  else
-    before = after = int_list(a[static_cast<size_t>(c->padding)], c->spatial, op, "padding");
-  const bool transposed =
-      c->fixed_transposed || (c->transposed >= 0 && a[static_cast<size_t>(c->transposed)].to_bool());
-  std::vector<int64_t> output_padding{0};
-  if (c->output_padding >= 0)
-    output_padding = int_list(a[static_cast<size_t>(c->output_padding)], c->spatial, op, "output_padding");
-  const int64_t groups = c->groups >= 0 ? a[static_cast<size_t>(c->groups)].to_int() : 1;
-  call.geometry = make_geometry(op, call.input.sizes(), weight.sizes(), stride, before, after, dilation,
-                                transposed, output_padding, groups);
-  if (call.bias.defined())
-    CONVOY_CHECK(call.bias.dim() == 1 && call.bias.size(0) == call.geometry.out_channels, op, ": bias ",
-                 call.bias.describe(), " must be [", call.geometry.out_channels, "] for weight ",
-                 weight.describe());
+  call.geometry = nn::read_conv_geometry(call.op, *c, a, call.input.sizes(), call.weight.sizes());
+  nn::check_conv_bias(call.op, call.bias, call.geometry, call.weight);
   return call;
 }
 
@@ -562,9 +396,8 @@ std::optional<Tensor> lower_convolution_batch_norm(OpContext& cx, const ConvCall
 }
 
 void register_opencl_conv_ops(OpenCLOpTable& table) {
-  for (const auto& [name, args] : conv_overloads()) {
-    if (name.rfind("aten::", 0) != 0) continue;
-    table.add(name, [name = name](OpContext& cx, IValueList& a) {
+  for (const nn::ConvOverload& o : nn::conv_overloads()) {
+    table.add(o.name, [name = o.name](OpContext& cx, IValueList& a) {
       ConvCall call = read_convolution(name, a);
       for (const Tensor* t : {&call.weight, &call.bias})
         if (t->defined())

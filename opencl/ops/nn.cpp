@@ -36,9 +36,7 @@ const char* bits_type(size_t element_size) {
 // padding_idx, scale_grad_by_freq and sparse only change the gradient; the forward pass is a lookup.
 Tensor embedding(OpContext& cx, const Tensor& weight, const Tensor& indices) {
   constexpr const char* op = "aten::embedding";
-  CONVOY_CHECK(weight.dim() == 2, op, ": weight ", weight.describe(), " must be 2-D (num_embeddings, dim)");
-  CONVOY_CHECK(indices.dtype() == DType::kInt64 || indices.dtype() == DType::kInt32, op, ": indices ",
-               indices.describe(), " must be int64 or int32");
+  nn::check_embedding_args(op, weight, indices);
   const int64_t rows = weight.size(0), dim = weight.size(1);
   Shape shape = indices.sizes();
   shape.push_back(dim);

@@ -20,6 +20,7 @@
 #include "opencl/op_context.h"
 #include "opencl/tracer.h"
 #include "runtime/graph/ir.h"
+#include "runtime/ops/nn_geometry.h"
 #include "runtime/ops/registry.h"
 
 namespace convoy::opencl {
@@ -39,18 +40,8 @@ std::string vector_load_defines(DType storage, DType compute);
 
 // ---- convolution -------------------------------------------------------------------------------
 
-// A convolution's geometry, lifted to three spatial dims (index 3 - spatial .. 2 are the real ones).
-struct ConvGeometry {
-  using Dims3 = std::array<int64_t, 3>;
-  int64_t spatial = 2;
-  bool batched = true;  // false: the input has no batch dim
-  int64_t batch = 1, in_channels = 0, out_channels = 0, groups = 1;
-  bool transposed = false;
-  Dims3 in{1, 1, 1}, kernel{1, 1, 1}, out{1, 1, 1};
-  Dims3 stride{1, 1, 1}, pad_before{0, 0, 0}, pad_after{0, 0, 0}, dilation{1, 1, 1}, output_padding{0, 0, 0};
-
-  Shape output_shape() const;
-};
+// A convolution's geometry (argument checks and output sizes shared with the reference kernels).
+using ConvGeometry = nn::ConvGeometry;
 
 // One convolution call, its arguments read and checked as the reference kernel checks them.
 struct ConvCall {

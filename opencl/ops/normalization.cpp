@@ -249,20 +249,8 @@ void register_opencl_normalization_ops(OpenCLOpTable& table) {
     constexpr const char* op = "aten::layer_norm";
     const Tensor& input = a[0].to_tensor();
     const Shape normalized = a[1].is_int() ? Shape{a[1].to_int()} : a[1].to_int_list();
-    const int64_t k = static_cast<int64_t>(normalized.size());
-    bool match = k >= 1 && input.dim() >= k;
-    for (int64_t i = 0; match && i < k; ++i)
-      match = input.sizes()[static_cast<size_t>(input.dim() - k + i)] == normalized[static_cast<size_t>(i)];
-    CONVOY_CHECK(match, op, ": normalized_shape ", shape_str(normalized),
-                 " does not match the trailing dims of input ", input.describe());
     const Tensor weight = optional_tensor(a[2]), bias = optional_tensor(a[3]);
-    const int64_t n = shape_numel(normalized);
-    if (weight.defined())
-      CONVOY_CHECK(weight.sizes() == normalized, op, ": weight ", weight.describe(), " must have shape ",
-                   shape_str(normalized));
-    if (bias.defined())
-      CONVOY_CHECK(bias.sizes() == normalized, op, ": bias ", bias.describe(), " must have shape ",
-                   shape_str(normalized));
+    const int64_t n = nn::check_layer_norm_shapes(op, input, normalized, weight, bias);
     check_param(op, input, weight, "weight", n, "normalized_shape");
     check_param(op, input, bias, "bias", n, "normalized_shape");
     check_float(cx, op, input);

@@ -1,9 +1,9 @@
 // OpenCL pooling (runtime/ops/pooling.cpp's overloads): max_pool1d/2d (+ max_pool2d_with_indices),
 // avg_pool1d/2d, adaptive_avg_pool1d/2d, adaptive_max_pool1d/2d. Output sizes and argument checks
-// follow the reference (PyTorch's pooling_output_shape_pad_lr, ceil_mode's last-window rule); pool.cl
-// reads the input through its strides, so a transposed or sliced input is not copied first. On CPU
-// devices max_pool and avg_pool compute a row of outputs per work-item (pool_rows), elsewhere and with
-// indices one output per work-item.
+// are the reference's (runtime/ops/nn_geometry.h: PyTorch's pooling_output_shape_pad_lr, ceil_mode's
+// last-window rule); pool.cl reads the input through its strides, so a transposed or sliced input is not
+// copied first. On CPU devices max_pool and avg_pool compute a row of outputs per work-item (pool_rows),
+// elsewhere and with indices one output per work-item.
 #include "opencl/ops/launch_util.h"
 #include "opencl/ops/nn.h"
 #include "runtime/ops/kernel_util.h"
@@ -12,92 +12,13 @@ namespace convoy::opencl {
 
 namespace {
 
-int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
-
-int64_t pooled_size(int64_t in, int64_t kernel, int64_t pad, int64_t stride, int64_t dilation,
-                    bool ceil_mode) {
-  int64_t out =
-      floor_div(in + 2 * pad - dilation * (kernel - 1) - 1 + (ceil_mode ? stride - 1 : 0), stride) + 1;
-  if (ceil_mode && (out - 1) * stride >= in + pad) --out;
-  return out;
-}
-
-struct PoolSpec {
-  Shape lead;  // the dims before the pooled ones: (N, C) or (C)
-  int64_t H = 1, W = 1, Ho = 1, Wo = 1;
-  int64_t kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1;
+// The geometry (shared with the reference kernels) and an avg pool's divisor rule.
+struct PoolSpec : nn::PoolGeometry {
   bool count_include_pad = true;
   int64_t divisor_override = 0;
 
-  Shape output_shape(int64_t spatial) const {
-    Shape s = lead;
-    if (spatial == 2) s.push_back(Ho);
-    s.push_back(Wo);
-    return s;
-  }
+  explicit PoolSpec(nn::PoolGeometry g) : nn::PoolGeometry(std::move(g)) {}
 };
-
-PoolSpec window_spec(const std::string& op, const Shape& in, int64_t spatial, std::vector<int64_t> kernel,
-                     std::vector<int64_t> stride, std::vector<int64_t> padding, std::vector<int64_t> dilation,
-                     bool ceil_mode) {
-  const size_t sp = static_cast<size_t>(spatial);
-  CONVOY_CHECK(in.size() == sp + 1 || in.size() == sp + 2, op, ": input ", shape_str(in), " must have ",
-               sp + 1, " or ", sp + 2, " dims");
-  auto expand = [&](std::vector<int64_t>& v, const char* name) {
-    if (v.size() == 1) v.assign(sp, v[0]);
-    CONVOY_CHECK(v.size() == sp, op, ": ", name, " ", shape_str(v), " must have 1 or ", sp, " values");
-  };
-  expand(kernel, "kernel_size");
-  if (stride.empty()) stride = kernel;
-  expand(stride, "stride");
-  expand(padding, "padding");
-  expand(dilation, "dilation");
-  for (size_t i = 0; i < sp; ++i) {
-    CONVOY_CHECK(kernel[i] > 0, op, ": kernel_size ", shape_str(kernel), " must be positive");
-    CONVOY_CHECK(stride[i] > 0, op, ": stride ", shape_str(stride), " must be positive");
-    CONVOY_CHECK(dilation[i] > 0, op, ": dilation ", shape_str(dilation), " must be positive");
-    CONVOY_CHECK(padding[i] >= 0 && padding[i] <= kernel[i] / 2, op, ": padding ", shape_str(padding),
-                 " must be at most half of kernel_size ", shape_str(kernel));
-  }
-  PoolSpec s;
-  s.lead.assign(in.begin(), in.end() - spatial);
-  if (sp == 2) {
-    s.H = in[in.size() - 2];
-    s.kh = kernel[0], s.sh = stride[0], s.ph = padding[0], s.dh = dilation[0];
-  }
-  s.W = in.back();
-  s.kw = kernel[sp - 1], s.sw = stride[sp - 1], s.pw = padding[sp - 1], s.dw = dilation[sp - 1];
-  s.Ho = pooled_size(s.H, s.kh, s.ph, s.sh, s.dh, ceil_mode);
-  s.Wo = pooled_size(s.W, s.kw, s.pw, s.sw, s.dw, ceil_mode);
-  CONVOY_CHECK(s.Ho >= 1 && s.Wo >= 1, op, ": input ", shape_str(in), " is too small for kernel_size ",
-               shape_str(kernel), ", stride ", shape_str(stride), ", padding ", shape_str(padding),
-               ", dilation ", shape_str(dilation), ": the output size would be ",
-               spatial == 2 ? shape_str({s.Ho, s.Wo}) : shape_str({s.Wo}));
-  return s;
-}
-
-PoolSpec adaptive_spec(const std::string& op, const Shape& in, int64_t spatial,
-                       std::vector<int64_t> output_size) {
-  const size_t sp = static_cast<size_t>(spatial);
-  CONVOY_CHECK(in.size() == sp + 1 || in.size() == sp + 2, op, ": input ", shape_str(in), " must have ",
-               sp + 1, " or ", sp + 2, " dims");
-  if (output_size.size() == 1) output_size.assign(sp, output_size[0]);
-  CONVOY_CHECK(output_size.size() == sp, op, ": output_size ", shape_str(output_size), " must have ", sp,
-               " values");
-  for (int64_t o : output_size)
-    CONVOY_CHECK(o >= 0, op, ": output_size ", shape_str(output_size), " must be non-negative");
-  for (size_t i = 0; i < sp; ++i)
-    CONVOY_CHECK(in[in.size() - sp + i] != 0, op, ": input ", shape_str(in), " has an empty spatial dim");
-  PoolSpec s;
-  s.lead.assign(in.begin(), in.end() - spatial);
-  if (sp == 2) {
-    s.H = in[in.size() - 2];
-    s.Ho = output_size[0];
-  }
-  s.W = in.back();
-  s.Wo = output_size.back();
-  return s;
-}
 
 // pool.cl's PoolMeta. The input is read as (N, C, H, W) through its strides.
 MetaBlock pool_meta(const PoolSpec& s, const Tensor& x, int64_t spatial) {
@@ -176,10 +97,6 @@ IValueList run_pool(OpContext& cx, const std::string& op, const Tensor& input, c
   return {IValue(out)};
 }
 
-std::vector<int64_t> ints(const IValue& v, size_t spatial) {
-  return v.is_int() ? std::vector<int64_t>(spatial, v.to_int()) : v.to_int_list();
-}
-
 // Positions: kernel 1, stride 2, padding 3, then dilation 4 (max pools) or ceil_mode 4 (avg pools).
 struct WindowOp {
   const char* name;
@@ -203,17 +120,13 @@ void register_opencl_pooling_ops(OpenCLOpTable& table) {
   for (const WindowOp& w : window_ops) {
     table.add(w.name, [w](OpContext& cx, IValueList& a) {
       const Tensor& input = a[0].to_tensor();
-      const size_t sp = static_cast<size_t>(w.spatial);
-      PoolSpec s =
-          window_spec(w.name, input.sizes(), w.spatial, ints(a[1], sp), ints(a[2], sp), ints(a[3], sp),
-                      w.has_dilation ? ints(a[4], sp) : std::vector<int64_t>{1}, a[w.ceil_mode].to_bool());
+      const nn::PoolWindowArgs args{w.spatial, w.has_dilation, w.ceil_mode};
+      PoolSpec s(nn::read_pool_window(w.name, input.sizes(), args, a[1], a[2], a[3],
+                                      w.has_dilation ? &a[4] : nullptr, a[w.ceil_mode].to_bool()));
       if (w.kind == PoolKind::kAvg) {
-        s.count_include_pad = a[w.ceil_mode + 1].to_bool();
-        const size_t div = w.ceil_mode + 2;
-        if (div < a.size() && !a[div].is_none()) {
-          s.divisor_override = a[div].to_int();
-          CONVOY_CHECK(s.divisor_override != 0, w.name, ": divisor_override must not be zero");
-        }
+        const nn::AvgPoolOptions avg = nn::read_avg_pool_options(w.name, args, a);
+        s.count_include_pad = avg.count_include_pad;
+        s.divisor_override = avg.divisor_override;
       }
       return run_pool(cx, w.name, input, s, w.spatial, w.kind, w.with_indices);
     });
@@ -229,8 +142,8 @@ void register_opencl_pooling_ops(OpenCLOpTable& table) {
                                AdaptiveOp{"aten::adaptive_max_pool1d", 1, PoolKind::kAdaptiveMax}}) {
     table.add(ad.name, [ad](OpContext& cx, IValueList& a) {
       const Tensor& input = a[0].to_tensor();
-      std::vector<int64_t> size = a[1].is_int() ? std::vector<int64_t>{a[1].to_int()} : a[1].to_int_list();
-      PoolSpec s = adaptive_spec(ad.name, input.sizes(), ad.spatial, size);
+      PoolSpec s(
+          nn::pool_adaptive_geometry(ad.name, input.sizes(), ad.spatial, nn::adaptive_output_size(a[1])));
       return run_pool(cx, ad.name, input, s, ad.spatial, ad.kind, ad.kind == PoolKind::kAdaptiveMax);
     });
   }

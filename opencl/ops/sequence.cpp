@@ -50,71 +50,19 @@ gemm::Epilogue bias_along_n(bool has_bias) {
 
 // ---- recurrent layers -------------------------------------------------------------------------------------
 
-enum class CellKind { kGru, kLstm, kRnnTanh, kRnnRelu };
-
-int64_t gate_count(CellKind kind) {
-  switch (kind) {
-    case CellKind::kGru:
-      return 3;
-    case CellKind::kLstm:
-      return 4;
-    default:
-      return 1;
-  }
-}
-
-struct RnnConfig {
-  CellKind kind;
-  const char* op;
-  bool has_biases;
-  int64_t num_layers;
-  bool bidirectional;
-  bool batch_first;
-};
+using nn::CellKind;
+using nn::RnnConfig;
 
 struct RnnOutputs {
   Tensor output, h_n, c_n;
 };
 
-RnnConfig rnn_config(CellKind kind, const char* op, const IValueList& a) {
-  // Arguments 3..8: has_biases, num_layers, dropout, train, bidirectional, batch_first.
-  const double dropout = a[5].to_double();
-  const bool train = a[6].to_bool();
-  CONVOY_CHECK_KIND(kUnsupported, !(train && dropout > 0 && a[4].to_int() > 1), op, ": dropout=", dropout,
-                    " with train=True is random between layers; export the model in eval mode");
-  return RnnConfig{kind, op, a[3].to_bool(), a[4].to_int(), a[7].to_bool(), a[8].to_bool()};
-}
-
 RnnOutputs run_rnn(OpContext& cx, const RnnConfig& cfg, const Tensor& input_in, const Tensor& hx_in,
                    const Tensor& c0_in, const std::vector<Tensor>& params) {
-  const char* op = cfg.op;
-  CONVOY_CHECK(input_in.dim() == 3, op, ": input ", input_in.describe(), " must be 3-D (",
-               cfg.batch_first ? "batch, seq, feature" : "seq, batch, feature", ")");
-  CONVOY_CHECK(cfg.num_layers >= 1, op, ": num_layers must be at least 1, got ", cfg.num_layers);
-  const int64_t D = cfg.bidirectional ? 2 : 1;
-  const int64_t groups = cfg.num_layers * D;
-  const int64_t base = cfg.has_biases ? 4 : 2;
-  const int64_t n_params = static_cast<int64_t>(params.size());
-  const bool projected = cfg.kind == CellKind::kLstm && n_params == groups * (base + 1);
-  const int64_t per = base + (projected ? 1 : 0);
-  CONVOY_CHECK(n_params == groups * per, op, ": expected ", groups * base, " parameter tensors for ",
-               cfg.num_layers, " layer(s), ", D, " direction(s)",
-               cfg.has_biases ? " with biases" : " without biases", ", got ", n_params);
-  const int64_t T = cfg.batch_first ? input_in.size(1) : input_in.size(0);
-  const int64_t B = cfg.batch_first ? input_in.size(0) : input_in.size(1);
-  const int64_t G = gate_count(cfg.kind);
-  const Tensor& w_hh0 = params[1];
-  CONVOY_CHECK(w_hh0.dim() == 2 && w_hh0.size(0) % G == 0, op, ": weight_hh_l0 ", w_hh0.describe(),
-               " must be (", G, "·hidden, hidden)");
-  const int64_t H = w_hh0.size(0) / G;
-  const int64_t GH = G * H;
-  const int64_t out_size = projected ? params[static_cast<size_t>(per - 1)].size(0) : H;
-  CONVOY_CHECK(hx_in.dim() == 3 && hx_in.size(0) == groups && hx_in.size(1) == B && hx_in.size(2) == out_size,
-               op, ": initial hidden state ", hx_in.describe(), " must be [", groups, ", ", B, ", ", out_size,
-               "] for input ", input_in.describe());
-  if (cfg.kind == CellKind::kLstm)
-    CONVOY_CHECK(c0_in.dim() == 3 && c0_in.size(0) == groups && c0_in.size(1) == B && c0_in.size(2) == H, op,
-                 ": initial cell state ", c0_in.describe(), " must be [", groups, ", ", B, ", ", H, "]");
+  const nn::RnnGeometry geo = nn::rnn_geometry(cfg, input_in, hx_in, c0_in, params);
+  const int64_t D = geo.directions, T = geo.steps, B = geo.batch, H = geo.hidden, out_size = geo.out_size;
+  const int64_t GH = geo.gates * H;
+  const bool projected = geo.projected;
   check_f32(cx, input_in, "the input");
   for (const Tensor& p : params) check_f32(cx, p, "a parameter");
   check_f32(cx, hx_in, "hx");
@@ -133,26 +81,12 @@ RnnOutputs run_rnn(OpContext& cx, const RnnConfig& cfg, const Tensor& input_in, 
     const int64_t out_t = out_batch_first ? width : B * width, out_b = out_batch_first ? T * width : width;
     for (int64_t d = 0; d < D; ++d) {
       const int64_t g = l * D + d;
-      const auto at = [&](int64_t i) { return params[static_cast<size_t>(g * per + i)]; };
-      const Tensor w_ih = at(0), w_hh = at(1);
-      CONVOY_CHECK(w_ih.dim() == 2 && w_ih.size(0) == GH && w_ih.size(1) == in, op, ": weight_ih of layer ",
-                   l, " direction ", d, " is ", w_ih.describe(), ", expected [", GH, ", ", in, "]");
-      CONVOY_CHECK(w_hh.dim() == 2 && w_hh.size(0) == GH && w_hh.size(1) == out_size, op,
-                   ": weight_hh of layer ", l, " direction ", d, " is ", w_hh.describe(), ", expected [", GH,
-                   ", ", out_size, "]");
-      Tensor b_ih, b_hh, w_hr;
-      if (cfg.has_biases) {
-        CONVOY_CHECK(at(2).numel() == GH && at(3).numel() == GH, op, ": biases of layer ", l, " direction ",
-                     d, " are ", at(2).describe(), " and ", at(3).describe(), ", expected [", GH, "]");
-        b_ih = at(2);
-        b_hh = contiguous(cx, cx.to_device(at(3)));
-      }
-      if (projected) {
-        w_hr = at(per - 1);
-        CONVOY_CHECK(w_hr.dim() == 2 && w_hr.size(0) == out_size && w_hr.size(1) == H, op,
-                     ": weight_hr of layer ", l, " direction ", d, " is ", w_hr.describe(), ", expected [",
-                     out_size, ", ", H, "]");
-      }
+      const nn::RnnLayerParams p = nn::rnn_layer_params(cfg, geo, params, l, d, in);
+      const Tensor& w_ih = p.w_ih;
+      const Tensor& w_hh = p.w_hh;
+      const Tensor& b_ih = p.b_ih;
+      const Tensor& w_hr = p.w_hr;
+      const Tensor b_hh = p.b_hh.defined() ? contiguous(cx, cx.to_device(p.b_hh)) : Tensor();
       // Input projections of every step at once, in the input's own layout.
       Tensor gx = linear(cx, layer_in, w_ih, b_ih);
       const int64_t gx_t = in_batch_first ? GH : B * GH, gx_b = in_batch_first ? T * GH : GH;
@@ -275,26 +209,10 @@ void attention_softmax(OpContext& cx, const Tensor& scores, const Tensor& mask, 
 
 // Mask strides over `shape` (right-aligned broadcast), with the reference's error.
 Shape mask_strides_for(const Tensor& mask, const Shape& shape, const char* op) {
-  CONVOY_CHECK(mask.dim() <= static_cast<int64_t>(shape.size()), op, ": attention mask ", mask.describe(),
-               " cannot be broadcast to ", shape_str(shape));
-  Shape strides(shape.size(), 0);
-  const size_t lead = shape.size() - static_cast<size_t>(mask.dim());
-  for (size_t i = 0; i < static_cast<size_t>(mask.dim()); ++i) {
-    const int64_t s = mask.sizes()[i];
-    CONVOY_CHECK(s == shape[lead + i] || s == 1, op, ": attention mask ", mask.describe(),
-                 " cannot be broadcast to ", shape_str(shape));
-    strides[lead + i] = s == 1 ? 0 : mask.strides()[i];
-  }
-  return strides;
+  return nn::broadcast_strides(mask, shape, op, "attention mask");
 }
 
-struct MhaArgs {
-  Tensor query, key, value;
-  int64_t embed_dim = 0, num_heads = 0;
-  Tensor qkv_weight, qkv_bias, proj_weight, proj_bias, mask;
-  bool need_weights = true, average_attn_weights = true;
-  std::optional<int64_t> mask_type;
-};
+using nn::MhaArgs;
 
 bool same_view(const Tensor& a, const Tensor& b) {
   return a.shares_storage_with(b) && a.offset() == b.offset() && a.sizes() == b.sizes() &&
@@ -303,28 +221,11 @@ bool same_view(const Tensor& a, const Tensor& b) {
 
 std::pair<Tensor, Tensor> native_mha(OpContext& cx, const MhaArgs& m, const char* op) {
   const Tensor& q_in = m.query;
-  CONVOY_CHECK(q_in.dim() == 3 && m.key.dim() == 3 && m.value.dim() == 3, op,
-               ": query, key and value must be 3-D (batch, seq, embed), got ", q_in.describe(), ", ",
-               m.key.describe(), ", ", m.value.describe());
-  const int64_t B = q_in.size(0), L = q_in.size(1), E = m.embed_dim, H = m.num_heads, S = m.key.size(1);
-  CONVOY_CHECK(q_in.size(2) == E && m.key.size(2) == E && m.value.size(2) == E, op, ": query ",
-               q_in.describe(), ", key ", m.key.describe(), " and value ", m.value.describe(),
-               " must end in embed_dim=", E);
-  CONVOY_CHECK(m.key.size(0) == B && m.value.size(0) == B && m.value.size(1) == S, op, ": key ",
-               m.key.describe(), " and value ", m.value.describe(), " must match query ", q_in.describe(),
-               " in batch and each other in length");
-  CONVOY_CHECK(H > 0 && E % H == 0, op, ": embed_dim=", E, " is not divisible by num_head=", H);
-  CONVOY_CHECK(m.qkv_weight.dim() == 2 && m.qkv_weight.size(0) == 3 * E && m.qkv_weight.size(1) == E, op,
-               ": qkv_weight ", m.qkv_weight.describe(), " must be [", 3 * E, ", ", E, "]");
-  CONVOY_CHECK(m.qkv_bias.numel() == 3 * E, op, ": qkv_bias ", m.qkv_bias.describe(), " must have ", 3 * E,
-               " elements");
-  CONVOY_CHECK(m.proj_weight.dim() == 2 && m.proj_weight.size(0) == E && m.proj_weight.size(1) == E, op,
-               ": proj_weight ", m.proj_weight.describe(), " must be [", E, ", ", E, "]");
-  CONVOY_CHECK(m.proj_bias.numel() == E, op, ": proj_bias ", m.proj_bias.describe(), " must have ", E,
-               " elements");
+  const nn::MhaGeometry geo = nn::mha_geometry(m, op);
+  const int64_t B = geo.batch, L = geo.tgt_len, E = geo.embed_dim, H = geo.num_heads, S = geo.src_len;
   for (const Tensor* t : {&q_in, &m.key, &m.value, &m.qkv_weight, &m.qkv_bias, &m.proj_weight, &m.proj_bias})
     check_f32(cx, *t, "an argument");
-  const int64_t dh = E / H;
+  const int64_t dh = geo.head_dim;
 
   Tensor w = cx.to_device(m.qkv_weight);
   Tensor bias = contiguous(cx, cx.to_device(m.qkv_bias));
@@ -575,44 +476,26 @@ Tensor add(OpContext& cx, const Tensor& a, const Tensor& b) {
 // nn.TransformerEncoderLayer's fused forward (batch-first src).
 Tensor transformer_encoder_layer(OpContext& cx, IValueList& a) {
   constexpr const char* op = "aten::_transformer_encoder_layer_fwd";
-  const Tensor& src = a[0].to_tensor();
-  const int64_t E = a[1].to_int(), H = a[2].to_int();
-  const bool use_gelu = a[7].to_bool(), norm_first = a[8].to_bool();
-  const double eps = a[9].to_double();
-  const Tensor &n1w = a[10].to_tensor(), &n1b = a[11].to_tensor(), &n2w = a[12].to_tensor(),
-               &n2b = a[13].to_tensor();
-  const Tensor &f1w = a[14].to_tensor(), &f1b = a[15].to_tensor(), &f2w = a[16].to_tensor(),
-               &f2b = a[17].to_tensor();
+  const nn::EncoderLayerArgs e = nn::read_encoder_layer_args(a);
+  const Tensor& src = e.src;
   CONVOY_CHECK(src.dim() == 3, op, ": src ", src.describe(), " must be 3-D (batch, seq, embed)");
   check_f32(cx, src, "src");
-  auto attend = [&](const Tensor& x) {
-    MhaArgs m;
-    m.query = m.key = m.value = x;
-    m.embed_dim = E;
-    m.num_heads = H;
-    m.qkv_weight = a[3].to_tensor();
-    m.qkv_bias = a[4].to_tensor();
-    m.proj_weight = a[5].to_tensor();
-    m.proj_bias = a[6].to_tensor();
-    m.mask = optional_tensor(a[18]);
-    m.need_weights = false;
-    if (!a[19].is_none()) m.mask_type = a[19].to_int();
-    return native_mha(cx, m, op).first;
-  };
+  auto attend = [&](const Tensor& x) { return native_mha(cx, e.self_attention(x), op).first; };
   auto ffn = [&](const Tensor& x) {
-    Tensor h = linear(cx, x, f1w, f1b, use_gelu ? gemm::Activation::kGelu : gemm::Activation::kRelu);
-    return linear(cx, h, f2w, f2b);
+    Tensor h = linear(cx, x, e.ffn1_weight, e.ffn1_bias,
+                      e.use_gelu ? gemm::Activation::kGelu : gemm::Activation::kRelu);
+    return linear(cx, h, e.ffn2_weight, e.ffn2_bias);
   };
   auto norm = [&](const Tensor& x, const Tensor& w, const Tensor& b) {
-    return layer_norm_rows(cx, x, w, b, eps, op);
+    return layer_norm_rows(cx, x, w, b, e.eps, op);
   };
   Tensor x = cx.to_device(src);
-  if (norm_first) {
-    x = add(cx, x, attend(norm(x, n1w, n1b)));
-    x = add(cx, x, ffn(norm(x, n2w, n2b)));
+  if (e.norm_first) {
+    x = add(cx, x, attend(norm(x, e.norm1_weight, e.norm1_bias)));
+    x = add(cx, x, ffn(norm(x, e.norm2_weight, e.norm2_bias)));
   } else {
-    x = norm(add(cx, x, attend(x)), n1w, n1b);
-    x = norm(add(cx, x, ffn(x)), n2w, n2b);
+    x = norm(add(cx, x, attend(x)), e.norm1_weight, e.norm1_bias);
+    x = norm(add(cx, x, ffn(x)), e.norm2_weight, e.norm2_bias);
   }
   return x;
 }
@@ -621,41 +504,27 @@ Tensor transformer_encoder_layer(OpContext& cx, IValueList& a) {
 
 void register_opencl_sequence_ops(OpenCLOpTable& t) {
   t.add("aten::gru.input", [](OpContext& cx, IValueList& a) {
-    RnnOutputs o = run_rnn(cx, rnn_config(CellKind::kGru, "aten::gru", a), a[0].to_tensor(), a[1].to_tensor(),
-                           Tensor(), a[2].to_tensor_list());
+    RnnOutputs o = run_rnn(cx, nn::read_rnn_config(CellKind::kGru, "aten::gru", a), a[0].to_tensor(),
+                           a[1].to_tensor(), Tensor(), a[2].to_tensor_list());
     return IValueList{IValue(o.output), IValue(o.h_n)};
   });
   t.add("aten::lstm.input", [](OpContext& cx, IValueList& a) {
     std::vector<Tensor> hx = a[1].to_tensor_list();
     CONVOY_CHECK(hx.size() == 2, "aten::lstm: hx must hold (h_0, c_0), got ", hx.size(), " tensors");
-    RnnOutputs o = run_rnn(cx, rnn_config(CellKind::kLstm, "aten::lstm", a), a[0].to_tensor(), hx[0], hx[1],
-                           a[2].to_tensor_list());
+    RnnOutputs o = run_rnn(cx, nn::read_rnn_config(CellKind::kLstm, "aten::lstm", a), a[0].to_tensor(), hx[0],
+                           hx[1], a[2].to_tensor_list());
     return IValueList{IValue(o.output), IValue(o.h_n), IValue(o.c_n)};
   });
   for (bool relu : {false, true}) {
     const char* name = relu ? "aten::rnn_relu" : "aten::rnn_tanh";
     t.add(str_cat(name, ".input"), [relu, name](OpContext& cx, IValueList& a) {
-      RnnOutputs o = run_rnn(cx, rnn_config(relu ? CellKind::kRnnRelu : CellKind::kRnnTanh, name, a),
+      RnnOutputs o = run_rnn(cx, nn::read_rnn_config(relu ? CellKind::kRnnRelu : CellKind::kRnnTanh, name, a),
                              a[0].to_tensor(), a[1].to_tensor(), Tensor(), a[2].to_tensor_list());
       return IValueList{IValue(o.output), IValue(o.h_n)};
     });
   }
   t.add("aten::_native_multi_head_attention", [](OpContext& cx, IValueList& a) {
-    MhaArgs m;
-    m.query = a[0].to_tensor();
-    m.key = a[1].to_tensor();
-    m.value = a[2].to_tensor();
-    m.embed_dim = a[3].to_int();
-    m.num_heads = a[4].to_int();
-    m.qkv_weight = a[5].to_tensor();
-    m.qkv_bias = a[6].to_tensor();
-    m.proj_weight = a[7].to_tensor();
-    m.proj_bias = a[8].to_tensor();
-    m.mask = optional_tensor(a[9]);
-    m.need_weights = a[10].to_bool();
-    m.average_attn_weights = a[11].to_bool();
-    if (!a[12].is_none()) m.mask_type = a[12].to_int();
-    auto [out, weights] = native_mha(cx, m, "aten::_native_multi_head_attention");
+    auto [out, weights] = native_mha(cx, nn::read_native_mha_args(a), "aten::_native_multi_head_attention");
     return IValueList{IValue(out), IValue(weights)};
   });
   t.add("aten::_transformer_encoder_layer_fwd",

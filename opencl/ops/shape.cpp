@@ -18,6 +18,7 @@
 #include "opencl/ops/launch_util.h"
 #include "runtime/ops/kernel_util.h"
 #include "runtime/ops/registry.h"
+#include "runtime/ops/shape_geometry.h"
 
 namespace convoy::opencl {
 
@@ -184,14 +185,6 @@ Tensor flip(OpContext& cx, const Tensor& self_in, const std::vector<int64_t>& di
   return remap(cx, self, rd);
 }
 
-void check_pad_list(const Tensor& self, const std::vector<int64_t>& pad, const char* op) {
-  CONVOY_CHECK(pad.size() % 2 == 0, op, ": length of pad must be even but instead it equals ", pad.size());
-  CONVOY_CHECK(
-      static_cast<int64_t>(pad.size() / 2) <= self.dim(), op,
-      ": length of pad should be no more than twice the number of dimensions of the input. Pad length is ",
-      pad.size(), " while the input has ", self.dim(), " dimensions");
-}
-
 // Pads (or, with negative pads, crops) the last pad.size()/2 dims; pad lists the last dim first.
 Tensor constant_pad(OpContext& cx, const Tensor& self_in, const std::vector<int64_t>& pad,
                     const IValue& value, const char* op) {
@@ -203,10 +196,7 @@ Tensor constant_pad(OpContext& cx, const Tensor& self_in, const std::vector<int6
     const int64_t d = self.dim() - 1 - static_cast<int64_t>(i);
     const int64_t before = pad[2 * i], after = pad[2 * i + 1];
     const int64_t size = self.sizes()[static_cast<size_t>(d)];
-    const int64_t new_size = size + before + after;
-    CONVOY_CHECK(new_size >= 0, op, ": the input size ", size, ", plus negative padding ", before, " and ",
-                 after, " resulted in a negative output size, which is invalid. Check dimension ", d,
-                 " of your input");
+    const int64_t new_size = constant_padded_size(size, before, after, d, op);
     RemapDim& r = rd[static_cast<size_t>(d)];
     r.out_size = new_size;
     r.param = before;
@@ -222,29 +212,8 @@ Tensor index_map_pad(OpContext& cx, const Tensor& self_in, const std::vector<int
   const int64_t rank = self.dim();
   std::vector<RemapDim> rd;
   for (int64_t d = 0; d < rank; ++d) {
-    const int64_t size = self.sizes()[static_cast<size_t>(d)];
-    const int64_t k = rank - 1 - d;  // pad pair index of dim d
-    int64_t before = 0, after = 0;
-    if (k < static_cast<int64_t>(pad.size() / 2)) {
-      before = pad[static_cast<size_t>(2 * k)];
-      after = pad[static_cast<size_t>(2 * k + 1)];
-    }
-    if (before != 0 || after != 0) {
-      if (mode == "reflect")
-        CONVOY_CHECK(
-            before < size && after < size, op,
-            ": padding size should be less than the corresponding input dimension, but got: padding (",
-            before, ", ", after, ") at dimension ", d, " of input ", shape_str(self.sizes()));
-      else if (mode == "circular")
-        CONVOY_CHECK(before <= size && after <= size, op,
-                     ": padding value causes wrapping around more than once (padding (", before, ", ", after,
-                     ") at dimension ", d, " of input ", shape_str(self.sizes()), ")");
-      else
-        CONVOY_CHECK(size > 0, op, ": cannot pad dimension ", d, " of size 0 in ", mode, " mode");
-    }
-    const int64_t new_size = size + before + after;
-    CONVOY_CHECK(new_size >= 0, op, ": padding (", before, ", ", after, ") of dimension ", d, " of size ",
-                 size, " gives a negative output size");
+    const PadDim p = index_map_pad_dim(self.sizes(), pad, mode, d, op);
+    const int64_t size = p.size, before = p.before, after = p.after, new_size = p.new_size;
     const int64_t rule = before == 0 && after == 0 ? kConstant
                          : mode == "reflect"       ? kReflect
                          : mode == "replicate"     ? kReplicate
@@ -286,45 +255,11 @@ Tensor triangle(OpContext& cx, const Tensor& self_in, int64_t diagonal, bool low
 
 // ---- cat / stack -----------------------------------------------------------------------------------------
 
-DType promoted_dtype(const std::vector<Tensor>& tensors) {
-  DType out = tensors[0].dtype();
-  for (const Tensor& t : tensors) out = promote_types(out, t.dtype());
-  return out;
-}
-
-// Empty 1-D tensors are skipped by torch.cat whatever the other inputs' shapes (legacy behaviour).
-bool is_legacy_empty(const Tensor& t) { return t.dim() == 1 && t.sizes()[0] == 0; }
-
 Tensor cat(OpContext& cx, const std::vector<Tensor>& tensors, int64_t dim, const char* op) {
-  CONVOY_CHECK(!tensors.empty(), op, ": expected a non-empty list of Tensors");
-  for (size_t i = 0; i < tensors.size(); ++i)
-    CONVOY_CHECK(tensors[i].dim() > 0, op, ": zero-dimensional tensor (at position ", i,
-                 ") cannot be concatenated");
-  const DType dtype = promoted_dtype(tensors);
-  const Tensor* ref = nullptr;
-  for (const Tensor& t : tensors)
-    if (!is_legacy_empty(t)) {
-      ref = &t;
-      break;
-    }
-  if (!ref) return cx.empty({0}, dtype);
-  dim = wrap_dim(dim, ref->dim(), op);
-  Shape out_shape = ref->sizes();
-  int64_t total = 0;
-  for (size_t i = 0; i < tensors.size(); ++i) {
-    const Tensor& t = tensors[i];
-    if (is_legacy_empty(t)) continue;
-    CONVOY_CHECK(t.dim() == ref->dim(), op, ": tensors must have the same number of dimensions: got ",
-                 ref->dim(), " and ", t.dim(), " (tensor ", i, " is ", t.describe(), ")");
-    for (int64_t d = 0; d < t.dim(); ++d)
-      CONVOY_CHECK(d == dim || t.sizes()[static_cast<size_t>(d)] == ref->sizes()[static_cast<size_t>(d)], op,
-                   ": sizes of tensors must match except in dimension ", dim, ". Expected size ",
-                   ref->sizes()[static_cast<size_t>(d)], " but got size ", t.sizes()[static_cast<size_t>(d)],
-                   " for tensor number ", i, " in the list");
-    total += t.sizes()[static_cast<size_t>(dim)];
-  }
-  out_shape[static_cast<size_t>(dim)] = total;
-  Tensor out = cx.empty(out_shape, dtype);
+  const CatGeometry g = cat_geometry(tensors, dim, op);
+  if (g.all_empty) return cx.empty({0}, g.dtype);
+  dim = g.dim;
+  Tensor out = cx.empty(g.out_shape, g.dtype);
   int64_t offset = 0;
   for (const Tensor& t : tensors) {
     if (is_legacy_empty(t)) continue;
@@ -336,15 +271,9 @@ Tensor cat(OpContext& cx, const std::vector<Tensor>& tensors, int64_t dim, const
 }
 
 Tensor stack(OpContext& cx, const std::vector<Tensor>& tensors, int64_t dim, const char* op) {
-  CONVOY_CHECK(!tensors.empty(), op, ": expects a non-empty TensorList");
-  const Shape& shape = tensors[0].sizes();
-  for (size_t i = 1; i < tensors.size(); ++i)
-    CONVOY_CHECK(tensors[i].sizes() == shape, op, ": expects each tensor to be equal size, but got ",
-                 shape_str(shape), " at entry 0 and ", shape_str(tensors[i].sizes()), " at entry ", i);
-  dim = wrap_dim(dim, tensors[0].dim() + 1, op);
-  Shape out_shape = shape;
-  out_shape.insert(out_shape.begin() + dim, static_cast<int64_t>(tensors.size()));
-  Tensor out = cx.empty(out_shape, promoted_dtype(tensors));
+  const StackGeometry g = stack_geometry(tensors, dim, op);
+  dim = g.dim;
+  Tensor out = cx.empty(g.out_shape, g.dtype);
   for (size_t i = 0; i < tensors.size(); ++i) {
     Shape sizes = out.sizes(), strides = out.strides();
     const int64_t offset = static_cast<int64_t>(i) * strides[static_cast<size_t>(dim)];
@@ -466,58 +395,24 @@ void check_host_indices(std::vector<int64_t>& values, int64_t size, int64_t dim,
 
 IndexPlan plan_index(OpContext& cx, const Tensor& self, const IValueList& indices, const char* op) {
   const int64_t rank = self.dim();
-  std::vector<std::optional<Tensor>> per_dim(static_cast<size_t>(rank));
-  int64_t pos = 0;
-  for (const IValue& entry : indices) {
-    if (entry.is_none()) {
-      CONVOY_CHECK(pos < rank, op, ": too many indices for tensor of dimension ", rank, " (got ",
-                   indices.size(), ")");
-      ++pos;
-      continue;
-    }
-    const Tensor& t = entry.to_tensor();
-    if (is_mask_dtype(t.dtype())) {
-      CONVOY_CHECK_KIND(kUnsupported, t.dim() > 0, op, ": 0-dim boolean mask indices are not supported");
-      CONVOY_CHECK(pos + t.dim() <= rank, op, ": too many indices for tensor of dimension ", rank, " (mask ",
-                   t.describe(), " at dim ", pos, ")");
+  const IndexEntries entries = index_entries(self, indices, op, [&](const Tensor& t) {
+    std::vector<Tensor> out;
+    if (!cx.is_device(t)) {
+      for (const std::vector<int64_t>& c : host_nonzero(t))
+        out.push_back(Tensor::from_ints({static_cast<int64_t>(c.size())}, DType::kInt64, c));
+    } else {
+      // The mask's set elements become one index tensor per dim it covers; their count sizes the result.
+      MaskScan s = scan_mask(cx, t, t.sizes(), t.strides());
+      const int64_t count = read_count(cx, s);
+      Tensor coords = mask_coords(cx, t, s, count, {t.dim(), count}, count, 1);
       for (int64_t j = 0; j < t.dim(); ++j)
-        CONVOY_CHECK(t.sizes()[static_cast<size_t>(j)] == self.sizes()[static_cast<size_t>(pos + j)], op,
-                     ": the shape of the mask ", shape_str(t.sizes()), " at index ", j,
-                     " does not match the shape of the indexed tensor ", shape_str(self.sizes()),
-                     " at index ", pos + j);
-      if (!cx.is_device(t)) {
-        std::vector<std::vector<int64_t>> coords = host_nonzero(t);
-        for (int64_t j = 0; j < t.dim(); ++j) {
-          auto& c = coords[static_cast<size_t>(j)];
-          per_dim[static_cast<size_t>(pos + j)] =
-              Tensor::from_ints({static_cast<int64_t>(c.size())}, DType::kInt64, c);
-        }
-      } else {
-        // The mask's set elements become one index tensor per dim it covers; their count sizes the result.
-        MaskScan s = scan_mask(cx, t, t.sizes(), t.strides());
-        const int64_t count = read_count(cx, s);
-        Tensor coords = mask_coords(cx, t, s, count, {t.dim(), count}, count, 1);
-        for (int64_t j = 0; j < t.dim(); ++j)
-          per_dim[static_cast<size_t>(pos + j)] =
-              coords.as_strided({count}, {1}, coords.offset() + j * count);
-      }
-      pos += t.dim();
-      continue;
+        out.push_back(coords.as_strided({count}, {1}, coords.offset() + j * count));
     }
-    CONVOY_CHECK(t.dtype() == DType::kInt64 || t.dtype() == DType::kInt32, op,
-                 ": tensors used as indices must be long, int, byte or bool tensors, got ", t.describe());
-    CONVOY_CHECK(pos < rank, op, ": too many indices for tensor of dimension ", rank, " (got ",
-                 indices.size(), ")");
-    per_dim[static_cast<size_t>(pos++)] = t;
-  }
-
-  std::vector<int64_t> indexed_dims;
-  std::vector<Shape> index_shapes;
-  for (int64_t d = 0; d < rank; ++d)
-    if (per_dim[static_cast<size_t>(d)]) {
-      indexed_dims.push_back(d);
-      index_shapes.push_back(per_dim[static_cast<size_t>(d)]->sizes());
-    }
+    return out;
+  });
+  const std::vector<std::optional<Tensor>>& per_dim = entries.per_dim;
+  const std::vector<int64_t>& indexed_dims = entries.indexed_dims;
+  const std::vector<Shape>& index_shapes = entries.index_shapes;
   IndexPlan plan;
   plan.b_shape = indexed_dims.empty() ? Shape{} : broadcast_shapes(index_shapes, op);
   const int64_t k_count = static_cast<int64_t>(indexed_dims.size());

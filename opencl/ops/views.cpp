@@ -8,6 +8,7 @@
 #include "opencl/ops/launch_util.h"
 #include "runtime/ops/kernel_util.h"
 #include "runtime/ops/registry.h"
+#include "runtime/ops/shape_geometry.h"
 
 namespace convoy::opencl {
 
@@ -22,67 +23,9 @@ IValueList metadata_kernel(OpContext& cx, IValueList& args) {
   return cx.node().op->kernel(args);
 }
 
-// Strides that read (sizes, strides) as new_sizes without a copy, or nullopt (PyTorch's computeStride).
-std::optional<Shape> view_strides(const Shape& sizes, const Shape& strides, const Shape& new_sizes) {
-  Shape new_strides(new_sizes.size());
-  if (sizes.empty()) {
-    std::fill(new_strides.begin(), new_strides.end(), 1);
-    return new_strides;
-  }
-  int64_t numel = shape_numel(sizes);
-  if (numel == 0) return sizes == new_sizes ? strides : contiguous_strides(new_sizes);
-  int64_t view_d = static_cast<int64_t>(new_sizes.size()) - 1;
-  int64_t chunk_base_stride = strides.back();
-  int64_t tensor_numel = 1, view_numel = 1;
-  for (int64_t tensor_d = static_cast<int64_t>(sizes.size()) - 1; tensor_d >= 0; --tensor_d) {
-    tensor_numel *= sizes[static_cast<size_t>(tensor_d)];
-    bool chunk_ends =
-        tensor_d == 0 || (sizes[static_cast<size_t>(tensor_d - 1)] != 1 &&
-                          strides[static_cast<size_t>(tensor_d - 1)] != tensor_numel * chunk_base_stride);
-    if (!chunk_ends) continue;
-    while (view_d >= 0 && (view_numel < tensor_numel || new_sizes[static_cast<size_t>(view_d)] == 1)) {
-      new_strides[static_cast<size_t>(view_d)] = view_numel * chunk_base_stride;
-      view_numel *= new_sizes[static_cast<size_t>(view_d)];
-      --view_d;
-    }
-    if (view_numel != tensor_numel) return std::nullopt;
-    if (tensor_d > 0) {
-      chunk_base_stride = strides[static_cast<size_t>(tensor_d - 1)];
-      tensor_numel = 1;
-      view_numel = 1;
-    }
-  }
-  if (view_d != -1) return std::nullopt;
-  return new_strides;
-}
-
-// `shape` (with one -1 allowed) resolved against numel, with PyTorch's errors.
-Shape infer_shape(const std::vector<int64_t>& shape, int64_t numel, const char* op) {
-  Shape out(shape.begin(), shape.end());
-  int64_t known = 1;
-  int infer = -1;
-  for (size_t i = 0; i < out.size(); ++i) {
-    if (out[i] == -1) {
-      CONVOY_CHECK(infer < 0, op, ": only one dimension can be inferred in shape ", shape_str(out));
-      infer = static_cast<int>(i);
-    } else {
-      CONVOY_CHECK(out[i] >= 0, op, ": invalid shape dimension ", out[i], " in ", shape_str(out));
-      known *= out[i];
-    }
-  }
-  if (infer >= 0) {
-    CONVOY_CHECK(known != 0 && numel % known == 0, op, ": shape ", shape_str(out),
-                 " is invalid for input of size ", numel);
-    out[static_cast<size_t>(infer)] = numel / known;
-  } else {
-    CONVOY_CHECK(known == numel, op, ": shape ", shape_str(out), " is invalid for input of size ", numel);
-  }
-  return out;
-}
-
 Tensor reshape(OpContext& cx, const Tensor& self_in, const std::vector<int64_t>& size, const char* op) {
   Tensor self = cx.to_device(self_in);
-  Shape shape = infer_shape(size, self.numel(), op);
+  Shape shape = infer_view_size(size, self.numel(), op);
   if (std::optional<Shape> strides = view_strides(self.sizes(), self.strides(), shape))
     return self.as_strided(shape, *strides, self.offset());
   Tensor copy = contiguous_copy(cx, self);

@@ -7,6 +7,7 @@
 #include "runtime/error.h"
 #include "runtime/ops/kernel_util.h"
 #include "runtime/ops/registry.h"
+#include "runtime/ops/shape_geometry.h"
 
 namespace convoy {
 
@@ -44,49 +45,15 @@ struct IndexPlan {
 // indexed dims when those are adjacent, otherwise B first, followed by the dims that are not indexed.
 IndexPlan plan_advanced_index(const Tensor& self, const IValueList& indices, const char* op) {
   const int64_t rank = self.dim();
-  std::vector<std::optional<Tensor>> per_dim(static_cast<size_t>(rank));
-  int64_t pos = 0;
-  for (const IValue& entry : indices) {
-    if (entry.is_none()) {
-      CONVOY_CHECK(pos < rank, op, ": too many indices for tensor of dimension ", rank, " (got ",
-                   indices.size(), ")");
-      ++pos;
-      continue;
-    }
-    const Tensor& t = entry.to_tensor();
-    if (t.dtype() == DType::kBool || t.dtype() == DType::kUInt8) {
-      CONVOY_CHECK_KIND(kUnsupported, t.dim() > 0, op, ": 0-dim boolean mask indices are not supported");
-      CONVOY_CHECK(pos + t.dim() <= rank, op, ": too many indices for tensor of dimension ", rank, " (mask ",
-                   t.describe(), " at dim ", pos, ")");
-      for (int64_t j = 0; j < t.dim(); ++j)
-        CONVOY_CHECK(t.sizes()[static_cast<size_t>(j)] == self.sizes()[static_cast<size_t>(pos + j)], op,
-                     ": the shape of the mask ", shape_str(t.sizes()), " at index ", j,
-                     " does not match the shape of the indexed tensor ", shape_str(self.sizes()),
-                     " at index ", pos + j);
-      std::vector<std::vector<int64_t>> coords = nonzero_coords(t);
-      for (int64_t j = 0; j < t.dim(); ++j) {
-        auto& c = coords[static_cast<size_t>(j)];
-        per_dim[static_cast<size_t>(pos + j)] =
-            Tensor::from_ints({static_cast<int64_t>(c.size())}, DType::kInt64, c);
-      }
-      pos += t.dim();
-      continue;
-    }
-    // torch 2.x also accepts int32 indices (torch 1.13 only int64); archives of both must run.
-    CONVOY_CHECK(t.dtype() == DType::kInt64 || t.dtype() == DType::kInt32, op,
-                 ": tensors used as indices must be long, int, byte or bool tensors, got ", t.describe());
-    CONVOY_CHECK(pos < rank, op, ": too many indices for tensor of dimension ", rank, " (got ",
-                 indices.size(), ")");
-    per_dim[static_cast<size_t>(pos++)] = t;
-  }
-
-  std::vector<int64_t> indexed_dims;
-  std::vector<Shape> index_shapes;
-  for (int64_t d = 0; d < rank; ++d)
-    if (per_dim[static_cast<size_t>(d)]) {
-      indexed_dims.push_back(d);
-      index_shapes.push_back(per_dim[static_cast<size_t>(d)]->sizes());
-    }
+  const IndexEntries entries = index_entries(self, indices, op, [](const Tensor& mask) {
+    std::vector<Tensor> out;
+    for (const std::vector<int64_t>& c : nonzero_coords(mask))
+      out.push_back(Tensor::from_ints({static_cast<int64_t>(c.size())}, DType::kInt64, c));
+    return out;
+  });
+  const std::vector<std::optional<Tensor>>& per_dim = entries.per_dim;
+  const std::vector<int64_t>& indexed_dims = entries.indexed_dims;
+  const std::vector<Shape>& index_shapes = entries.index_shapes;
   IndexPlan plan;
   if (indexed_dims.empty()) {
     plan.result_shape = self.sizes();

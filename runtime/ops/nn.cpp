@@ -3,6 +3,7 @@
 // shape-inference helpers they share.
 #include <cstring>
 
+#include "runtime/ops/nn_geometry.h"
 #include "runtime/ops/nn_kernels.h"
 
 namespace convoy {
@@ -68,9 +69,7 @@ std::vector<int64_t> index_values(const Tensor& indices) {
 // padding_idx, scale_grad_by_freq and sparse only change the gradient; the forward pass is a lookup.
 Tensor embedding(const Tensor& weight, const Tensor& indices) {
   constexpr const char* op = "aten::embedding";
-  CONVOY_CHECK(weight.dim() == 2, op, ": weight ", weight.describe(), " must be 2-D (num_embeddings, dim)");
-  CONVOY_CHECK(indices.dtype() == DType::kInt64 || indices.dtype() == DType::kInt32, op, ": indices ",
-               indices.describe(), " must be int64 or int32");
+  check_embedding_args(op, weight, indices);
   const int64_t rows = weight.size(0), dim = weight.size(1);
   Tensor table = weight.contiguous();
   Shape out_shape = indices.sizes();

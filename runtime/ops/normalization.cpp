@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "runtime/ops/nn_geometry.h"
 #include "runtime/ops/nn_kernels.h"
 
 namespace convoy::nn {
@@ -217,20 +218,7 @@ std::vector<TypePtr> same_as_input(const std::vector<TypePtr>& args, const std::
 
 Tensor layer_norm_forward(const Tensor& input, const Shape& normalized_shape, const Tensor& weight,
                           const Tensor& bias, double eps, const char* op) {
-  const int64_t k = static_cast<int64_t>(normalized_shape.size());
-  bool match = k >= 1 && input.dim() >= k;
-  for (int64_t i = 0; match && i < k; ++i)
-    match =
-        input.sizes()[static_cast<size_t>(input.dim() - k + i)] == normalized_shape[static_cast<size_t>(i)];
-  CONVOY_CHECK(match, op, ": normalized_shape ", shape_str(normalized_shape),
-               " does not match the trailing dims of input ", input.describe());
-  const int64_t n = shape_numel(normalized_shape);
-  if (weight.defined())
-    CONVOY_CHECK(weight.sizes() == normalized_shape, op, ": weight ", weight.describe(), " must have shape ",
-                 shape_str(normalized_shape));
-  if (bias.defined())
-    CONVOY_CHECK(bias.sizes() == normalized_shape, op, ": bias ", bias.describe(), " must have shape ",
-                 shape_str(normalized_shape));
+  const int64_t n = check_layer_norm_shapes(op, input, normalized_shape, weight, bias);
   check_param(op, input, weight, "weight", n, "normalized_shape");
   check_param(op, input, bias, "bias", n, "normalized_shape");
   const DType compute = float_compute_dtype(input, op, "input");

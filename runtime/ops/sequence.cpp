@@ -10,6 +10,7 @@
 #include <cmath>
 #include <limits>
 
+#include "runtime/ops/nn_geometry.h"
 #include "runtime/ops/nn_kernels.h"
 
 namespace convoy {
@@ -31,42 +32,10 @@ Tensor swap01(const Tensor& t) {
 
 // A view of t broadcast (right-aligned) to `shape`; an error naming op and what otherwise.
 Tensor expand_view(const Tensor& t, const Shape& shape, const char* op, const char* what) {
-  CONVOY_CHECK(t.dim() <= static_cast<int64_t>(shape.size()), op, ": ", what, " ", t.describe(),
-               " cannot be broadcast to ", shape_str(shape));
-  Shape strides(shape.size(), 0);
-  const size_t lead = shape.size() - static_cast<size_t>(t.dim());
-  for (size_t i = 0; i < static_cast<size_t>(t.dim()); ++i) {
-    const int64_t s = t.sizes()[i];
-    CONVOY_CHECK(s == shape[lead + i] || s == 1, op, ": ", what, " ", t.describe(),
-                 " cannot be broadcast to ", shape_str(shape));
-    strides[lead + i] = s == 1 ? 0 : t.strides()[i];
-  }
-  return t.as_strided(shape, strides, t.offset());
+  return t.as_strided(shape, broadcast_strides(t, shape, op, what), t.offset());
 }
 
 // ---- recurrent layers --------------------------------------------------------------------------
-
-enum class CellKind { kGru, kLstm, kRnnTanh, kRnnRelu };
-
-int64_t gate_count(CellKind kind) {
-  switch (kind) {
-    case CellKind::kGru:
-      return 3;
-    case CellKind::kLstm:
-      return 4;
-    default:
-      return 1;
-  }
-}
-
-struct RnnConfig {
-  CellKind kind;
-  const char* op;
-  bool has_biases;
-  int64_t num_layers;
-  bool bidirectional;
-  bool batch_first;
-};
 
 struct RnnOutputs {
   Tensor output, h_n, c_n;
@@ -149,33 +118,9 @@ void run_direction(CellKind kind, const T* x, int64_t steps, int64_t batch, int6
 RnnOutputs run_rnn(const RnnConfig& cfg, const Tensor& input, const Tensor& hx, const Tensor& cx,
                    const std::vector<Tensor>& params) {
   const char* op = cfg.op;
-  CONVOY_CHECK(input.dim() == 3, op, ": input ", input.describe(), " must be 3-D (",
-               cfg.batch_first ? "batch, seq, feature" : "seq, batch, feature", ")");
-  CONVOY_CHECK(cfg.num_layers >= 1, op, ": num_layers must be at least 1, got ", cfg.num_layers);
-  const int64_t D = cfg.bidirectional ? 2 : 1;
-  const int64_t groups = cfg.num_layers * D;
-  const int64_t base = cfg.has_biases ? 4 : 2;
-  const int64_t n_params = static_cast<int64_t>(params.size());
-  const bool projected = cfg.kind == CellKind::kLstm && n_params == groups * (base + 1);
-  const int64_t per = base + (projected ? 1 : 0);
-  CONVOY_CHECK(n_params == groups * per, op, ": expected ", groups * base, " parameter tensors for ",
-               cfg.num_layers, " layer(s), ", D, " direction(s)",
-               cfg.has_biases ? " with biases" : " without biases", ", got ", n_params);
-  const int64_t steps = cfg.batch_first ? input.size(1) : input.size(0);
-  const int64_t batch = cfg.batch_first ? input.size(0) : input.size(1);
-  const int64_t G = gate_count(cfg.kind);
-  const Tensor& w_hh0 = params[1];
-  CONVOY_CHECK(w_hh0.dim() == 2 && w_hh0.size(0) % G == 0, op, ": weight_hh_l0 ", w_hh0.describe(),
-               " must be (", G, "·hidden, hidden)");
-  const int64_t hidden = w_hh0.size(0) / G;
-  const int64_t out_size = projected ? params[static_cast<size_t>(per - 1)].size(0) : hidden;
-  CONVOY_CHECK(hx.dim() == 3 && hx.size(0) == groups && hx.size(1) == batch && hx.size(2) == out_size, op,
-               ": initial hidden state ", hx.describe(), " must be [", groups, ", ", batch, ", ", out_size,
-               "] for input ", input.describe());
-  if (cfg.kind == CellKind::kLstm)
-    CONVOY_CHECK(cx.dim() == 3 && cx.size(0) == groups && cx.size(1) == batch && cx.size(2) == hidden, op,
-                 ": initial cell state ", cx.describe(), " must be [", groups, ", ", batch, ", ", hidden,
-                 "]");
+  const RnnGeometry geo = rnn_geometry(cfg, input, hx, cx, params);
+  const int64_t D = geo.directions, steps = geo.steps, batch = geo.batch, hidden = geo.hidden,
+                out_size = geo.out_size;
   for (const Tensor& p : params) check_same_dtype(op, input, "input", p, "parameter");
   check_same_dtype(op, input, "input", hx, "hx");
 
@@ -191,30 +136,11 @@ RnnOutputs run_rnn(const RnnConfig& cfg, const Tensor& input, const Tensor& hx, 
       layer_out = Tensor::empty({steps, batch, D * out_size}, compute);
       for (int64_t d = 0; d < D; ++d) {
         const int64_t g = l * D + d;
-        const auto at = [&](int64_t i) { return params[static_cast<size_t>(g * per + i)]; };
-        const Tensor w_ih = at(0), w_hh = at(1);
-        CONVOY_CHECK(w_ih.dim() == 2 && w_ih.size(0) == G * hidden && w_ih.size(1) == in, op,
-                     ": weight_ih of layer ", l, " direction ", d, " is ", w_ih.describe(), ", expected [",
-                     G * hidden, ", ", in, "]");
-        CONVOY_CHECK(w_hh.dim() == 2 && w_hh.size(0) == G * hidden && w_hh.size(1) == out_size, op,
-                     ": weight_hh of layer ", l, " direction ", d, " is ", w_hh.describe(), ", expected [",
-                     G * hidden, ", ", out_size, "]");
-        Tensor wi = contiguous_as(w_ih, compute), wh = contiguous_as(w_hh, compute);
-        Tensor bi, bh, wr;
-        if (cfg.has_biases) {
-          CONVOY_CHECK(at(2).numel() == G * hidden && at(3).numel() == G * hidden, op, ": biases of layer ",
-                       l, " direction ", d, " are ", at(2).describe(), " and ", at(3).describe(),
-                       ", expected [", G * hidden, "]");
-          bi = contiguous_as(at(2), compute);
-          bh = contiguous_as(at(3), compute);
-        }
-        if (projected) {
-          const Tensor w_hr = at(per - 1);
-          CONVOY_CHECK(w_hr.dim() == 2 && w_hr.size(0) == out_size && w_hr.size(1) == hidden, op,
-                       ": weight_hr of layer ", l, " direction ", d, " is ", w_hr.describe(), ", expected [",
-                       out_size, ", ", hidden, "]");
-          wr = contiguous_as(w_hr, compute);
-        }
+        const RnnLayerParams p = rnn_layer_params(cfg, geo, params, l, d, in);
+        Tensor wi = contiguous_as(p.w_ih, compute), wh = contiguous_as(p.w_hh, compute);
+        Tensor bi = p.b_ih.defined() ? contiguous_as(p.b_ih, compute) : Tensor();
+        Tensor bh = p.b_hh.defined() ? contiguous_as(p.b_hh, compute) : Tensor();
+        Tensor wr = p.w_hr.defined() ? contiguous_as(p.w_hr, compute) : Tensor();
         T* h = h_n.data<T>() + g * batch * out_size;
         T* c = c_n.defined() ? c_n.data<T>() + g * batch * hidden : nullptr;
         run_direction<T>(cfg.kind, layer_in.data<T>(), steps, batch, in, wi.data<T>(), wh.data<T>(),
@@ -231,15 +157,6 @@ RnnOutputs run_rnn(const RnnConfig& cfg, const Tensor& input, const Tensor& hx, 
     if (c_n.defined()) r.c_n = to_result_dtype(c_n, input.dtype());
     return r;
   });
-}
-
-RnnConfig rnn_config(CellKind kind, const char* op, IValueList& a) {
-  // Arguments 3..8: has_biases, num_layers, dropout, train, bidirectional, batch_first.
-  const double dropout = a[5].to_double();
-  const bool train = a[6].to_bool();
-  CONVOY_CHECK_KIND(kUnsupported, !(train && dropout > 0 && a[4].to_int() > 1), op, ": dropout=", dropout,
-                    " with train=True is random between layers; export the model in eval mode");
-  return RnnConfig{kind, op, a[3].to_bool(), a[4].to_int(), a[7].to_bool(), a[8].to_bool()};
 }
 
 std::vector<TypePtr> infer_rnn(const std::vector<TypePtr>& args, int returns) {
@@ -320,38 +237,13 @@ void attention(const T* q, const T* k, const T* v, int64_t batches, int64_t L, i
   }
 }
 
-struct MhaArgs {
-  Tensor query, key, value;
-  int64_t embed_dim = 0, num_heads = 0;
-  Tensor qkv_weight, qkv_bias, proj_weight, proj_bias, mask;
-  bool need_weights = true, average_attn_weights = true;
-  std::optional<int64_t> mask_type;
-};
-
 std::pair<Tensor, Tensor> native_mha(const MhaArgs& m, const char* op) {
   const Tensor& q_in = m.query;
-  CONVOY_CHECK(q_in.dim() == 3 && m.key.dim() == 3 && m.value.dim() == 3, op,
-               ": query, key and value must be 3-D (batch, seq, embed), got ", q_in.describe(), ", ",
-               m.key.describe(), ", ", m.value.describe());
-  const int64_t B = q_in.size(0), L = q_in.size(1), E = m.embed_dim, H = m.num_heads, S = m.key.size(1);
-  CONVOY_CHECK(q_in.size(2) == E && m.key.size(2) == E && m.value.size(2) == E, op, ": query ",
-               q_in.describe(), ", key ", m.key.describe(), " and value ", m.value.describe(),
-               " must end in embed_dim=", E);
-  CONVOY_CHECK(m.key.size(0) == B && m.value.size(0) == B && m.value.size(1) == S, op, ": key ",
-               m.key.describe(), " and value ", m.value.describe(), " must match query ", q_in.describe(),
-               " in batch and each other in length");
-  CONVOY_CHECK(H > 0 && E % H == 0, op, ": embed_dim=", E, " is not divisible by num_head=", H);
-  CONVOY_CHECK(m.qkv_weight.dim() == 2 && m.qkv_weight.size(0) == 3 * E && m.qkv_weight.size(1) == E, op,
-               ": qkv_weight ", m.qkv_weight.describe(), " must be [", 3 * E, ", ", E, "]");
-  CONVOY_CHECK(m.qkv_bias.numel() == 3 * E, op, ": qkv_bias ", m.qkv_bias.describe(), " must have ", 3 * E,
-               " elements");
-  CONVOY_CHECK(m.proj_weight.dim() == 2 && m.proj_weight.size(0) == E && m.proj_weight.size(1) == E, op,
-               ": proj_weight ", m.proj_weight.describe(), " must be [", E, ", ", E, "]");
-  CONVOY_CHECK(m.proj_bias.numel() == E, op, ": proj_bias ", m.proj_bias.describe(), " must have ", E,
-               " elements");
+  const MhaGeometry geo = mha_geometry(m, op);
+  const int64_t B = geo.batch, L = geo.tgt_len, E = geo.embed_dim, H = geo.num_heads, S = geo.src_len;
   for (const Tensor* t : {&m.key, &m.value, &m.qkv_weight, &m.qkv_bias, &m.proj_weight, &m.proj_bias})
     check_same_dtype(op, q_in, "query", *t, "argument");
-  const int64_t dh = E / H;
+  const int64_t dh = geo.head_dim;
   const DType compute = float_compute_dtype(q_in, op, "query");
   auto result = dispatch_float(compute, [&](auto tag) {
     using T = decltype(tag);
@@ -509,31 +401,13 @@ std::pair<Tensor, Tensor> sdpa(const Tensor& query, const Tensor& key, const Ten
 // nn.TransformerEncoderLayer's fused forward (batch-first src).
 Tensor transformer_encoder_layer(IValueList& a) {
   constexpr const char* op = "aten::_transformer_encoder_layer_fwd";
-  const Tensor& src = a[0].to_tensor();
-  const int64_t E = a[1].to_int(), H = a[2].to_int();
-  const bool use_gelu = a[7].to_bool(), norm_first = a[8].to_bool();
-  const double eps = a[9].to_double();
-  const Tensor &n1w = a[10].to_tensor(), &n1b = a[11].to_tensor(), &n2w = a[12].to_tensor(),
-               &n2b = a[13].to_tensor();
-  const Tensor &f1w = a[14].to_tensor(), &f1b = a[15].to_tensor(), &f2w = a[16].to_tensor(),
-               &f2b = a[17].to_tensor();
+  const EncoderLayerArgs e = read_encoder_layer_args(a);
+  const Tensor& src = e.src;
+  const bool use_gelu = e.use_gelu;
   auto norm = [&](const Tensor& x, const Tensor& w, const Tensor& b) {
-    return layer_norm_forward(x, Shape{E}, w, b, eps, op);
+    return layer_norm_forward(x, Shape{e.embed_dim}, w, b, e.eps, op);
   };
-  auto attend = [&](const Tensor& x) {
-    MhaArgs m;
-    m.query = m.key = m.value = x;
-    m.embed_dim = E;
-    m.num_heads = H;
-    m.qkv_weight = a[3].to_tensor();
-    m.qkv_bias = a[4].to_tensor();
-    m.proj_weight = a[5].to_tensor();
-    m.proj_bias = a[6].to_tensor();
-    m.mask = optional_tensor(a[18]);
-    m.need_weights = false;
-    if (!a[19].is_none()) m.mask_type = a[19].to_int();
-    return native_mha(m, op).first;
-  };
+  auto attend = [&](const Tensor& x) { return native_mha(e.self_attention(x), op).first; };
   auto add = [&](const Tensor& x, const Tensor& y) {
     const DType compute = float_compute_dtype(x, op, "src");
     Tensor out = copy_as(x, compute);
@@ -548,7 +422,7 @@ Tensor transformer_encoder_layer(IValueList& a) {
     return to_result_dtype(out, x.dtype());
   };
   auto ffn = [&](const Tensor& x) {
-    Tensor h = linear_forward(x, f1w, f1b, op);
+    Tensor h = linear_forward(x, e.ffn1_weight, e.ffn1_bias, op);
     const DType compute = float_compute_dtype(h, op, "src");
     Tensor hc = copy_as(h, compute);
     dispatch_float(compute, [&](auto tag) {
@@ -561,16 +435,16 @@ Tensor transformer_encoder_layer(IValueList& a) {
       }
       return 0;
     });
-    return linear_forward(to_result_dtype(hc, h.dtype()), f2w, f2b, op);
+    return linear_forward(to_result_dtype(hc, h.dtype()), e.ffn2_weight, e.ffn2_bias, op);
   };
   CONVOY_CHECK(src.dim() == 3, op, ": src ", src.describe(), " must be 3-D (batch, seq, embed)");
   Tensor x = src;
-  if (norm_first) {
-    x = add(x, attend(norm(x, n1w, n1b)));
-    x = add(x, ffn(norm(x, n2w, n2b)));
+  if (e.norm_first) {
+    x = add(x, attend(norm(x, e.norm1_weight, e.norm1_bias)));
+    x = add(x, ffn(norm(x, e.norm2_weight, e.norm2_bias)));
   } else {
-    x = norm(add(x, attend(x)), n1w, n1b);
-    x = norm(add(x, ffn(x)), n2w, n2b);
+    x = norm(add(x, attend(x)), e.norm1_weight, e.norm1_bias);
+    x = norm(add(x, ffn(x)), e.norm2_weight, e.norm2_bias);
   }
   return x;
 }
@@ -589,8 +463,8 @@ void register_sequence_ops(OpRegistry& r) {
       "dropout, "
       "bool train, bool bidirectional, bool batch_first) -> (Tensor, Tensor)",
       [](IValueList& a) -> IValueList {
-        RnnOutputs o = run_rnn(rnn_config(CellKind::kGru, "aten::gru", a), a[0].to_tensor(), a[1].to_tensor(),
-                               Tensor(), a[2].to_tensor_list());
+        RnnOutputs o = run_rnn(read_rnn_config(CellKind::kGru, "aten::gru", a), a[0].to_tensor(),
+                               a[1].to_tensor(), Tensor(), a[2].to_tensor_list());
         return {o.output, o.h_n};
       },
       [](const std::vector<TypePtr>& args, const std::vector<const IValue*>&) { return infer_rnn(args, 2); });
@@ -601,8 +475,8 @@ void register_sequence_ops(OpRegistry& r) {
       [](IValueList& a) -> IValueList {
         std::vector<Tensor> hx = a[1].to_tensor_list();
         CONVOY_CHECK(hx.size() == 2, "aten::lstm: hx must hold (h_0, c_0), got ", hx.size(), " tensors");
-        RnnOutputs o = run_rnn(rnn_config(CellKind::kLstm, "aten::lstm", a), a[0].to_tensor(), hx[0], hx[1],
-                               a[2].to_tensor_list());
+        RnnOutputs o = run_rnn(read_rnn_config(CellKind::kLstm, "aten::lstm", a), a[0].to_tensor(), hx[0],
+                               hx[1], a[2].to_tensor_list());
         return {o.output, o.h_n, o.c_n};
       },
       [](const std::vector<TypePtr>& args, const std::vector<const IValue*>&) { return infer_rnn(args, 3); });
@@ -610,7 +484,7 @@ void register_sequence_ops(OpRegistry& r) {
       "aten::rnn_tanh.input(Tensor input, Tensor hx, Tensor[] params, bool has_biases, int num_layers, "
       "float dropout, bool train, bool bidirectional, bool batch_first) -> (Tensor, Tensor)",
       [](IValueList& a) -> IValueList {
-        RnnOutputs o = run_rnn(rnn_config(CellKind::kRnnTanh, "aten::rnn_tanh", a), a[0].to_tensor(),
+        RnnOutputs o = run_rnn(read_rnn_config(CellKind::kRnnTanh, "aten::rnn_tanh", a), a[0].to_tensor(),
                                a[1].to_tensor(), Tensor(), a[2].to_tensor_list());
         return {o.output, o.h_n};
       },
@@ -619,7 +493,7 @@ void register_sequence_ops(OpRegistry& r) {
       "aten::rnn_relu.input(Tensor input, Tensor hx, Tensor[] params, bool has_biases, int num_layers, "
       "float dropout, bool train, bool bidirectional, bool batch_first) -> (Tensor, Tensor)",
       [](IValueList& a) -> IValueList {
-        RnnOutputs o = run_rnn(rnn_config(CellKind::kRnnRelu, "aten::rnn_relu", a), a[0].to_tensor(),
+        RnnOutputs o = run_rnn(read_rnn_config(CellKind::kRnnRelu, "aten::rnn_relu", a), a[0].to_tensor(),
                                a[1].to_tensor(), Tensor(), a[2].to_tensor_list());
         return {o.output, o.h_n};
       },
@@ -632,21 +506,7 @@ void register_sequence_ops(OpRegistry& r) {
       "Tensor qkv_weight, Tensor qkv_bias, Tensor proj_weight, Tensor proj_bias, Tensor? mask=None, "
       "bool need_weights=True, bool average_attn_weights=True, int? mask_type=None) -> (Tensor, Tensor)",
       [](IValueList& a) -> IValueList {
-        MhaArgs m;
-        m.query = a[0].to_tensor();
-        m.key = a[1].to_tensor();
-        m.value = a[2].to_tensor();
-        m.embed_dim = a[3].to_int();
-        m.num_heads = a[4].to_int();
-        m.qkv_weight = a[5].to_tensor();
-        m.qkv_bias = a[6].to_tensor();
-        m.proj_weight = a[7].to_tensor();
-        m.proj_bias = a[8].to_tensor();
-        m.mask = optional_tensor(a[9]);
-        m.need_weights = a[10].to_bool();
-        m.average_attn_weights = a[11].to_bool();
-        if (!a[12].is_none()) m.mask_type = a[12].to_int();
-        auto [out, weights] = native_mha(m, "aten::_native_multi_head_attention");
+        auto [out, weights] = native_mha(read_native_mha_args(a), "aten::_native_multi_head_attention");
         return {out, weights};
       },
       [](const std::vector<TypePtr>& args, const std::vector<const IValue*>&) {

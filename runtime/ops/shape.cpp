@@ -7,6 +7,7 @@
 #include "runtime/error.h"
 #include "runtime/ops/kernel_util.h"
 #include "runtime/ops/registry.h"
+#include "runtime/ops/shape_geometry.h"
 
 namespace convoy {
 
@@ -61,46 +62,11 @@ void copy_into(const Tensor& dst, const Tensor& src) {
   }
 }
 
-// torch.cat's dtype: the promotion of every input (0-dim inputs are rejected, so all rank the same).
-DType promoted_dtype(const std::vector<Tensor>& tensors) {
-  DType out = tensors[0].dtype();
-  for (const Tensor& t : tensors) out = promote_types(out, t.dtype());
-  return out;
-}
-
-// Empty 1-D tensors are skipped by torch.cat whatever the other inputs' shapes (legacy behaviour).
-bool is_legacy_empty(const Tensor& t) { return t.dim() == 1 && t.sizes()[0] == 0; }
-
 Tensor cat(const std::vector<Tensor>& tensors, int64_t dim, const char* op) {
-  CONVOY_CHECK(!tensors.empty(), op, ": expected a non-empty list of Tensors");
-  for (size_t i = 0; i < tensors.size(); ++i)
-    CONVOY_CHECK(tensors[i].dim() > 0, op, ": zero-dimensional tensor (at position ", i,
-                 ") cannot be concatenated");
-  DType dtype = promoted_dtype(tensors);
-  const Tensor* ref = nullptr;
-  for (const Tensor& t : tensors)
-    if (!is_legacy_empty(t)) {
-      ref = &t;
-      break;
-    }
-  if (!ref) return Tensor::empty({0}, dtype);
-  dim = wrap_dim(dim, ref->dim(), op);
-  Shape out_shape = ref->sizes();
-  int64_t total = 0;
-  for (size_t i = 0; i < tensors.size(); ++i) {
-    const Tensor& t = tensors[i];
-    if (is_legacy_empty(t)) continue;
-    CONVOY_CHECK(t.dim() == ref->dim(), op, ": tensors must have the same number of dimensions: got ",
-                 ref->dim(), " and ", t.dim(), " (tensor ", i, " is ", t.describe(), ")");
-    for (int64_t d = 0; d < t.dim(); ++d)
-      CONVOY_CHECK(d == dim || t.sizes()[static_cast<size_t>(d)] == ref->sizes()[static_cast<size_t>(d)], op,
-                   ": sizes of tensors must match except in dimension ", dim, ". Expected size ",
-                   ref->sizes()[static_cast<size_t>(d)], " but got size ", t.sizes()[static_cast<size_t>(d)],
-                   " for tensor number ", i, " in the list");
-    total += t.sizes()[static_cast<size_t>(dim)];
-  }
-  out_shape[static_cast<size_t>(dim)] = total;
-  Tensor out = Tensor::empty(out_shape, dtype);
+  const CatGeometry g = cat_geometry(tensors, dim, op);
+  if (g.all_empty) return Tensor::empty({0}, g.dtype);
+  dim = g.dim;
+  Tensor out = Tensor::empty(g.out_shape, g.dtype);
   int64_t offset = 0;
   for (const Tensor& t : tensors) {
     if (is_legacy_empty(t)) continue;
@@ -112,15 +78,9 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim, const char* op) {
 }
 
 Tensor stack(const std::vector<Tensor>& tensors, int64_t dim, const char* op) {
-  CONVOY_CHECK(!tensors.empty(), op, ": expects a non-empty TensorList");
-  const Shape& shape = tensors[0].sizes();
-  for (size_t i = 1; i < tensors.size(); ++i)
-    CONVOY_CHECK(tensors[i].sizes() == shape, op, ": expects each tensor to be equal size, but got ",
-                 shape_str(shape), " at entry 0 and ", shape_str(tensors[i].sizes()), " at entry ", i);
-  dim = wrap_dim(dim, tensors[0].dim() + 1, op);
-  Shape out_shape = shape;
-  out_shape.insert(out_shape.begin() + dim, static_cast<int64_t>(tensors.size()));
-  Tensor out = Tensor::empty(out_shape, promoted_dtype(tensors));
+  const StackGeometry g = stack_geometry(tensors, dim, op);
+  dim = g.dim;
+  Tensor out = Tensor::empty(g.out_shape, g.dtype);
   for (size_t i = 0; i < tensors.size(); ++i) {
     Shape sizes = out.sizes(), strides = out.strides();
     int64_t offset = static_cast<int64_t>(i) * strides[static_cast<size_t>(dim)];
@@ -204,14 +164,6 @@ Tensor flip(const Tensor& self, const std::vector<int64_t>& dims, const char* op
   return self.as_strided(self.sizes(), strides, offset).clone();
 }
 
-void check_pad_list(const Tensor& self, const std::vector<int64_t>& pad, const char* op) {
-  CONVOY_CHECK(pad.size() % 2 == 0, op, ": length of pad must be even but instead it equals ", pad.size());
-  CONVOY_CHECK(
-      static_cast<int64_t>(pad.size() / 2) <= self.dim(), op,
-      ": length of pad should be no more than twice the number of dimensions of the input. Pad length is ",
-      pad.size(), " while the input has ", self.dim(), " dimensions");
-}
-
 // Pads (or, with negative pads, crops) the last pad.size()/2 dims; pad lists the last dim first.
 Tensor constant_pad(const Tensor& self, const std::vector<int64_t>& pad, const IValue& value,
                     const char* op) {
@@ -223,10 +175,7 @@ Tensor constant_pad(const Tensor& self, const std::vector<int64_t>& pad, const I
     int64_t d = self.dim() - 1 - static_cast<int64_t>(i);
     int64_t before = pad[2 * i], after = pad[2 * i + 1];
     int64_t size = self.sizes()[static_cast<size_t>(d)];
-    int64_t new_size = size + before + after;
-    CONVOY_CHECK(new_size >= 0, op, ": the input size ", size, ", plus negative padding ", before, " and ",
-                 after, " resulted in a negative output size, which is invalid. Check dimension ", d,
-                 " of your input");
+    int64_t new_size = constant_padded_size(size, before, after, d, op);
     out_shape[static_cast<size_t>(d)] = new_size;
     int64_t crop_before = std::max<int64_t>(-before, 0), crop_after = std::max<int64_t>(-after, 0);
     int64_t kept = std::max<int64_t>(size - crop_before - crop_after, 0);
@@ -252,29 +201,8 @@ Tensor index_map_pad(const Tensor& self, const std::vector<int64_t>& pad, const 
   std::vector<std::vector<int64_t>> maps(static_cast<size_t>(rank));
   Shape out_shape = self.sizes();
   for (int64_t d = 0; d < rank; ++d) {
-    int64_t size = self.sizes()[static_cast<size_t>(d)];
-    int64_t k = rank - 1 - d;  // pad pair index of dim d
-    int64_t before = 0, after = 0;
-    if (k < static_cast<int64_t>(pad.size() / 2)) {
-      before = pad[static_cast<size_t>(2 * k)];
-      after = pad[static_cast<size_t>(2 * k + 1)];
-    }
-    if (before != 0 || after != 0) {
-      if (mode == "reflect")
-        CONVOY_CHECK(
-            before < size && after < size, op,
-            ": padding size should be less than the corresponding input dimension, but got: padding (",
-            before, ", ", after, ") at dimension ", d, " of input ", shape_str(self.sizes()));
-      else if (mode == "circular")
-        CONVOY_CHECK(before <= size && after <= size, op,
-                     ": padding value causes wrapping around more than once (padding (", before, ", ", after,
-                     ") at dimension ", d, " of input ", shape_str(self.sizes()), ")");
-      else
-        CONVOY_CHECK(size > 0, op, ": cannot pad dimension ", d, " of size 0 in ", mode, " mode");
-    }
-    int64_t new_size = size + before + after;
-    CONVOY_CHECK(new_size >= 0, op, ": padding (", before, ", ", after, ") of dimension ", d, " of size ",
-                 size, " gives a negative output size");
+    const PadDim p = index_map_pad_dim(self.sizes(), pad, mode, d, op);
+    const int64_t size = p.size, before = p.before, new_size = p.new_size;
     out_shape[static_cast<size_t>(d)] = new_size;
     auto& map = maps[static_cast<size_t>(d)];
     map.resize(static_cast<size_t>(new_size));

@@ -8,6 +8,7 @@
 #include "runtime/error.h"
 #include "runtime/ops/kernel_util.h"
 #include "runtime/ops/registry.h"
+#include "runtime/ops/shape_geometry.h"
 
 namespace convoy {
 
@@ -15,72 +16,8 @@ namespace {
 
 constexpr int64_t kSliceToEnd = std::numeric_limits<int64_t>::max();
 
-// The size a list with one -1 means for `numel` elements ("view(2, -1)").
-Shape infer_size(const std::vector<int64_t>& shape, int64_t numel, const char* op) {
-  Shape out(shape.begin(), shape.end());
-  int64_t known = 1;
-  std::optional<size_t> infer_dim;
-  for (size_t i = 0; i < out.size(); ++i) {
-    if (out[i] == -1) {
-      CONVOY_CHECK(!infer_dim, op, ": only one dimension can be inferred in shape ", shape_str(out));
-      infer_dim = i;
-    } else {
-      CONVOY_CHECK(out[i] >= 0, op, ": invalid shape dimension ", out[i], " in ", shape_str(out));
-      known *= out[i];
-    }
-  }
-  if (infer_dim) {
-    // 0 elements with a 0 in the known dims leave -1 ambiguous, as PyTorch says.
-    CONVOY_CHECK(known != 0 && numel % known == 0, op, ": shape ", shape_str(out),
-                 " is invalid for input of size ", numel);
-    out[*infer_dim] = numel / known;
-  } else {
-    CONVOY_CHECK(known == numel, op, ": shape ", shape_str(out), " is invalid for input of size ", numel);
-  }
-  return out;
-}
-
-// Strides that let a tensor with (sizes, strides) be read as `new_sizes` without a copy, or nullopt
-// when its memory layout does not allow it. Groups of input dims that are contiguous with each other
-// may be split or merged freely; a view may not cross a boundary between such groups.
-std::optional<Shape> view_strides(const Shape& sizes, const Shape& strides, const Shape& new_sizes) {
-  Shape new_strides(new_sizes.size());
-  if (sizes.empty()) {
-    std::fill(new_strides.begin(), new_strides.end(), 1);
-    return new_strides;
-  }
-  int64_t numel = shape_numel(sizes);
-  if (numel == 0) {
-    if (sizes == new_sizes) return strides;
-    return contiguous_strides(new_sizes);
-  }
-  int64_t view_d = static_cast<int64_t>(new_sizes.size()) - 1;
-  int64_t chunk_base_stride = strides.back();
-  int64_t tensor_numel = 1;
-  int64_t view_numel = 1;
-  for (int64_t tensor_d = static_cast<int64_t>(sizes.size()) - 1; tensor_d >= 0; --tensor_d) {
-    tensor_numel *= sizes[tensor_d];
-    bool chunk_ends = tensor_d == 0 ||
-                      (sizes[tensor_d - 1] != 1 && strides[tensor_d - 1] != tensor_numel * chunk_base_stride);
-    if (!chunk_ends) continue;
-    while (view_d >= 0 && (view_numel < tensor_numel || new_sizes[view_d] == 1)) {
-      new_strides[view_d] = view_numel * chunk_base_stride;
-      view_numel *= new_sizes[view_d];
-      --view_d;
-    }
-    if (view_numel != tensor_numel) return std::nullopt;
-    if (tensor_d > 0) {
-      chunk_base_stride = strides[tensor_d - 1];
-      tensor_numel = 1;
-      view_numel = 1;
-    }
-  }
-  if (view_d != -1) return std::nullopt;
-  return new_strides;
-}
-
 Tensor view_as_shape(const Tensor& self, const std::vector<int64_t>& size, const char* op) {
-  Shape shape = infer_size(size, self.numel(), op);
+  Shape shape = infer_view_size(size, self.numel(), op);
   std::optional<Shape> strides = view_strides(self.sizes(), self.strides(), shape);
   CONVOY_CHECK(strides.has_value(), op, ": view size ", shape_str(shape),
                " is not compatible with the input's size ", shape_str(self.sizes()), " and stride ",
@@ -90,7 +27,7 @@ Tensor view_as_shape(const Tensor& self, const std::vector<int64_t>& size, const
 }
 
 Tensor reshape(const Tensor& self, const std::vector<int64_t>& size, const char* op) {
-  Shape shape = infer_size(size, self.numel(), op);
+  Shape shape = infer_view_size(size, self.numel(), op);
   if (std::optional<Shape> strides = view_strides(self.sizes(), self.strides(), shape))
     return self.as_strided(shape, *strides, self.offset());
   Tensor copy = self.clone();
@@ -591,7 +528,7 @@ void register_view_ops(OpRegistry& r) {
           int64_t dim = existing_dim(self, a[1].to_int(), "aten::unflatten");
           std::vector<int64_t> parts = a[2].to_int_list();
           CONVOY_CHECK(!parts.empty(), "aten::unflatten: sizes must be non-empty");
-          Shape inner = infer_size(parts, self.sizes()[static_cast<size_t>(dim)], "aten::unflatten");
+          Shape inner = infer_view_size(parts, self.sizes()[static_cast<size_t>(dim)], "aten::unflatten");
           std::vector<int64_t> shape(self.sizes().begin(), self.sizes().begin() + dim);
           shape.insert(shape.end(), inner.begin(), inner.end());
           shape.insert(shape.end(), self.sizes().begin() + dim + 1, self.sizes().end());
