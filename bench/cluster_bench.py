@@ -72,10 +72,13 @@ def run_fixture_job(args, name: str, model: str, backend: str, max_in_flight: in
         out = c.cli("submit", job_yaml)
         job = int(out.stdout.split("job")[1].split()[0])
         early = None
+        late_run = None
         while True:
             (st,) = c.status(job)
             if sample_memory and early is None and st["micro_batches_done"] >= 50:
                 early = (rss_mb(server.pid), rss_mb(worker.pid), st["micro_batches_done"])
+            if sample_memory and late_run is None and st["micro_batches_done"] >= micro_batches - 100:
+                late_run = (rss_mb(server.pid), rss_mb(worker.pid), st["micro_batches_done"])
             if st["state"] in ("done", "failed", "cancelled"):
                 break
             time.sleep(0.01)
@@ -83,7 +86,7 @@ def run_fixture_job(args, name: str, model: str, backend: str, max_in_flight: in
         if st["state"] != "done":
             raise RuntimeError(f"job {st['state']}: {st.get('error')}")
         compute = sum(s["measured_seconds"] for s in st["stages"])
-        return st, compute, early, late
+        return st, compute, early, (late_run, late)
     finally:
         c.stop()
 
@@ -101,11 +104,13 @@ def bench_overhead(args):
 
 def bench_soak(args):
     print("## resident memory over a 2,000-micro-batch job (resnet18 fixture, 3x40x40, one sample per micro-batch, OpenCL)\n")
-    st, _, early, late = run_fixture_job(args, "soak", "resnet18", "opencl", 4, 2000, True)
+    st, _, early, (late_run, late) = run_fixture_job(args, "soak", "resnet18", "opencl", 4, 2000, True)
     print(f"{st['micro_batches_done']} micro-batches in {st['elapsed_seconds']:.1f} s\n")
-    print(f"{'process':>12} {'after ' + str(early[2]) + ' mb (MiB)':>22} {'after 2000 mb (MiB)':>20} {'change':>8}")
-    for name, a, b in (("coordinator", early[0], late[0]), ("worker", early[1], late[1])):
-        print(f"{name:>12} {a:>22.1f} {b:>20.1f} {100 * (b - a) / a:>7.1f}%")
+    a_label, b_label = f"after {early[2]} mb", f"after {late_run[2]} mb"
+    print(f"{'MiB':>12} {a_label:>14} {b_label:>16} {'change':>8} {'job finished':>14}")
+    for name, i in (("coordinator", 0), ("worker", 1)):
+        a, b = early[i], late_run[i]
+        print(f"{name:>12} {a:>14.1f} {b:>16.1f} {100 * (b - a) / a:>7.1f}% {late[i]:>14.1f}")
     print()
 
 
@@ -130,7 +135,7 @@ def bench_resnet18(args, build: str):
         import re
         m = re.search(r"run ([0-9.]+) s", results["0"][1])
         local = 96 / float(m.group(1)) if m else float("nan")
-        m = re.search(r"\(([0-9.]+) samples/s\)", results["2"][1])
+        m = re.search(r"then ([0-9.]+) samples/s\)", results["2"][1])
         dist = float(m.group(1)) if m else float("nan")
         print(f"{'':>12} {'samples/s':>10} {'wall incl. start-up':>20}")
         print(f"{'--workers 0':>12} {local:>10.1f} {results['0'][0]:>19.1f}s")

@@ -256,9 +256,13 @@ JobStatusInfo wait_for(CoordinatorClient& client, uint64_t job, std::ostream& ou
 // exit status.
 int report_end(const JobStatusInfo& s) {
   if (s.state == "done") {
+    // samples/s is over the streaming phase; the rest of the elapsed time is loading, planning and
+    // building and warming the stages.
+    const double streaming = s.samples_per_second > 0 ? s.samples_total / s.samples_per_second : 0;
     std::cout << "job " << s.job << " done: " << s.samples_total << " samples in " << s.micro_batches_total
-              << " micro-batches, " << fixed(s.elapsed_seconds, 2) << " s (" << fixed(s.samples_per_second, 1)
-              << " samples/s); outputs in " << s.output << "\n"
+              << " micro-batches, " << fixed(s.elapsed_seconds, 2) << " s (plan and warm-up "
+              << fixed(std::max(0.0, s.elapsed_seconds - streaming), 2) << " s, then "
+              << fixed(s.samples_per_second, 1) << " samples/s); outputs in " << s.output << "\n"
               << format_stage_times(s);
     return 0;
   }

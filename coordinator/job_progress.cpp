@@ -11,16 +11,46 @@ Admission::Admission(int64_t total, uint32_t limit) : total_(total), limit_(std:
 
 int64_t Admission::admit() {
   CONVOY_ASSERT(can_admit(), "admit() without a credit");
-  int64_t seq = next_++;
+  int64_t seq;
+  if (!requeued_.empty()) {
+    seq = *requeued_.begin();
+    requeued_.erase(requeued_.begin());
+  } else {
+    seq = next_++;
+  }
   in_flight_.insert(seq);
   return seq;
 }
 
 bool Admission::complete(int64_t seq) {
-  if (!in_flight_.erase(seq)) return false;
+  if (!in_flight_.erase(seq) && !requeued_.erase(seq)) return false;
   ++done_;
   return true;
 }
+
+int64_t Admission::lowest_outstanding() const {
+  int64_t low = next_;
+  if (!in_flight_.empty()) low = std::min(low, *in_flight_.begin());
+  if (!requeued_.empty()) low = std::min(low, *requeued_.begin());
+  return low;
+}
+
+std::vector<int64_t> Admission::requeue_in_flight() {
+  std::vector<int64_t> out(in_flight_.begin(), in_flight_.end());
+  for (int64_t seq : out) {
+    ++replays_[seq];
+    requeued_.insert(seq);
+  }
+  in_flight_.clear();
+  return out;
+}
+
+int Admission::replays(int64_t seq) const {
+  auto it = replays_.find(seq);
+  return it == replays_.end() ? 0 : it->second;
+}
+
+void Admission::set_limit(uint32_t limit) { limit_ = std::max<uint32_t>(limit, 1); }
 
 int64_t micro_batches(int64_t samples, int64_t batch_size) { return (samples + batch_size - 1) / batch_size; }
 int64_t micro_batch_begin(int64_t seq, int64_t batch_size) { return seq * batch_size; }

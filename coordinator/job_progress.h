@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -16,33 +17,58 @@ namespace convoy {
 // Micro-batch admission with a bounded number outstanding. Micro-batches are admitted in sequence
 // order; each completes once (a duplicate or unknown completion is refused, so a replayed or forged
 // Result cannot count twice).
+//
+// Replay (a lost worker, docs/coordinator.md "Worker loss"): requeue_in_flight() returns every
+// micro-batch sent on the pipeline being replaced to the queue; admit() hands those out again, lowest
+// first, before any new one. A requeued micro-batch stays outstanding, so a late Result of the old
+// pipeline may still complete it, once; a copy arriving after that is refused like any duplicate.
 class Admission {
  public:
   Admission(int64_t total, uint32_t limit);
 
-  bool can_admit() const { return next_ < total_ && in_flight_.size() < limit_; }
-  int64_t admit();  // the next sequence number; only when can_admit()
-  // True when `seq` was outstanding and is now done.
+  bool can_admit() const {
+    return !closed_ && (!requeued_.empty() || next_ < total_) && in_flight_.size() < limit_;
+  }
+  // The next sequence number: the lowest requeued one, else the next new one; only when can_admit().
+  int64_t admit();
+  // True when `seq` was outstanding (in flight or requeued) and is now done.
   bool complete(int64_t seq);
-  bool outstanding(int64_t seq) const { return in_flight_.count(seq) != 0; }
+  bool outstanding(int64_t seq) const { return in_flight_.count(seq) != 0 || requeued_.count(seq) != 0; }
   // Every micro-batch before this one is done.
-  int64_t lowest_outstanding() const { return in_flight_.empty() ? next_ : *in_flight_.begin(); }
-  // Stops admitting (cancel, failure); outstanding ones may still complete.
-  void close() { total_ = next_; }
+  int64_t lowest_outstanding() const;
+  // Stops admitting (cancel, failure), requeued ones included; outstanding ones may still complete.
+  void close() {
+    closed_ = true;
+    total_ = next_;
+  }
+
+  // Returns every in-flight micro-batch to the queue and counts one replay for each; the returned
+  // sequence numbers ascend. Micro-batches requeued earlier and not sent since are not counted again.
+  std::vector<int64_t> requeue_in_flight();
+  // How many times `seq` was requeued.
+  int replays(int64_t seq) const;
+  // The limit follows the plan (a re-plan may have other replica counts); at least 1. Micro-batches
+  // already in flight above a lowered limit stay; no new one goes out until they are below it.
+  void set_limit(uint32_t limit);
 
   int64_t total() const { return total_; }
   int64_t admitted() const { return next_; }
   int64_t done() const { return done_; }
   size_t in_flight() const { return in_flight_.size(); }
+  size_t requeued() const { return requeued_.size(); }
   uint32_t limit() const { return limit_; }
-  bool finished() const { return done_ == total_ && in_flight_.empty(); }
+  bool finished() const { return done_ == total_ && in_flight_.empty() && requeued_.empty(); }
+  bool closed() const { return closed_; }
 
  private:
   int64_t total_;
   uint32_t limit_;
+  bool closed_ = false;
   int64_t next_ = 0;
   int64_t done_ = 0;
-  std::set<int64_t> in_flight_;
+  std::set<int64_t> in_flight_;  // sent on the current pipeline, not done
+  std::set<int64_t> requeued_;   // outstanding, to be sent again
+  std::map<int64_t, int> replays_;
 };
 
 // Micro-batch `seq` of a job with `samples` samples cut into `batch_size` ones covers samples

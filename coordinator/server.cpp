@@ -38,6 +38,9 @@ using Body = schema::Envelope::Body;
 constexpr size_t kExternalizeBytes = 4096;  // weights of at least this size travel as tensor frames
 constexpr uint64_t kFailedAssignment = ~uint64_t{0};
 constexpr auto kClientIdle = std::chrono::minutes(10);  // a client peer silent this long is forgotten
+// A micro-batch is sent again at most this many times (docs/coordinator.md, "Worker loss"): one that
+// keeps failing (bad data) or keeps being lost fails the job instead of looping.
+constexpr int kMaxReplays = 3;
 
 double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
@@ -108,6 +111,7 @@ struct Worker {
   uint32_t queued = 0;
   double busy_seconds = 0;
   uint64_t rss = 0;
+  bool refusing = false;  // answered an assignment with retryLater (draining): planned over no more
 };
 
 struct Peer {
@@ -120,7 +124,7 @@ struct Peer {
 // One replica's assignment, until its StageReady.
 struct PendingAssignment {
   uint64_t job = 0;
-  uint32_t stage = 0, replica = 0, worker = 0;
+  uint32_t pipeline = 0, stage = 0, replica = 0, worker = 0;
   bool resent_all = false;  // a missingWeights answer already made us send every weight
 };
 
@@ -137,9 +141,15 @@ struct Job {
   std::shared_ptr<const Graph> graph;
   std::shared_ptr<const Archive> archive;
   std::vector<NpyFile> inputs;
-  std::vector<size_t> released;  // per input: bytes from its start whose pages were given back
+  std::vector<size_t> released;    // per input: bytes from its start whose pages were given back
+  std::vector<InputShape> shapes;  // a full micro-batch's inputs, what every plan is made for
   JobPlan plan;
-  std::set<uint32_t> workers;  // every worker holding one of its stages
+  uint32_t pipeline = 0;             // the plan's generation: bumped by every re-plan
+  std::set<uint32_t> workers;        // every worker holding one of its stages in the current plan
+  std::set<uint32_t> past_workers;   // every worker that held one in any plan (late results)
+  std::string recovering;            // while re-planning after a loss: what was lost
+  bool waiting_for_workers = false;  // re-planning found no live worker of the backend
+  bool replan_posted = false;
   Clock::time_point ready_deadline;
   std::optional<Admission> admission;
   std::optional<OutputAssembler> outputs;
@@ -470,10 +480,15 @@ struct CoordinatorServer::Impl {
     reg.setWorkerId(wid);
     reg.setHeartbeatMs(config.heartbeat_ms);
     send(m, id);
+    if (active_job) {
+      Job& job = jobs.at(active_job);
+      if (job.waiting_for_workers && !job.replan_posted) replan(job);
+    }
     schedule();
   }
 
-  // A worker is gone (deregistered, dead, replaced): a job that had stages on it cannot finish.
+  // A worker is gone (deregistered, dead, replaced): a job that had stages on it is re-planned over
+  // the live workers and its outstanding micro-batches replayed (recover()).
   void forget_worker(uint32_t wid, const std::string& why) {
     auto it = workers.find(wid);
     if (it == workers.end()) return;
@@ -485,9 +500,7 @@ struct CoordinatorServer::Impl {
       p = p->second.worker == wid ? pending.erase(p) : std::next(p);
     if (active_job) {
       Job& job = jobs.at(active_job);
-      if (job.workers.count(wid))
-        end_job(job, JobState::FAILED,
-                str_cat("worker ", w.name, " ", why, " while holding a stage of the job"));
+      if (job.workers.count(wid)) recover(job, str_cat("worker ", w.name, " lost (", why, ")"));
     }
   }
 
@@ -510,9 +523,102 @@ struct CoordinatorServer::Impl {
         return;
       }
     }
-    if (job.id == active_job)
-      end_job(job, JobState::FAILED,
-              str_cat("worker ", peer.name, " refused stage ", a.stage, ": ", message));
+    if (job.id != active_job) return;
+    auto w = workers.find(a.worker);
+    if (e.getKind() == ErrorReply::Kind::RETRY_LATER && w != workers.end()) {  // draining: plan without it
+      w->second.refusing = true;
+      recover(job, str_cat("worker ", peer.name, " refused stage ", a.stage, " (", message, ")"));
+      return;
+    }
+    end_job(job, JobState::FAILED, str_cat("worker ", peer.name, " refused stage ", a.stage, ": ", message));
+  }
+
+  // --- recovery (docs/coordinator.md, "Worker loss") ---------------------------------------------
+
+  // The job's current pipeline cannot go on (`why`: a worker lost, a micro-batch failed): its stages
+  // are released on the workers still holding them, every micro-batch in flight goes back to the
+  // queue, and a new plan (the next pipeline generation) is made over the live workers once this
+  // handler is done (so several workers found dead at once make one re-plan). `failed_seq` is the
+  // micro-batch a stageFailed named, if any.
+  void recover(Job& job, const std::string& why, std::optional<int64_t> failed_seq = std::nullopt) {
+    if (!job.active()) return;
+    for (uint32_t wid : job.workers) {
+      auto w = workers.find(wid);
+      if (w == workers.end()) continue;
+      wire::OutMessage m;
+      m.envelope().getBody().initReleaseStage().setJob(job.id);
+      send(m, w->second.identity);
+    }
+    for (auto p = pending.begin(); p != pending.end();)
+      p = p->second.job == job.id ? pending.erase(p) : std::next(p);
+    job.workers.clear();
+    ++job.pipeline;
+    job.recovering += (job.recovering.empty() ? "" : "; ") + why;
+    if (job.admission) {
+      std::vector<int64_t> requeued = job.admission->requeue_in_flight();
+      auto over = [&](int64_t seq) { return job.admission->replays(seq) > kMaxReplays; };
+      if (failed_seq && over(*failed_seq)) {
+        end_job(job, JobState::FAILED,
+                str_cat(why, " (micro-batch ", *failed_seq, " failed on ", kMaxReplays + 1,
+                        " pipelines; replays are capped at ", kMaxReplays, " per micro-batch)"));
+        return;
+      }
+      for (int64_t seq : requeued)
+        if (over(seq)) {
+          end_job(job, JobState::FAILED,
+                  str_cat("micro-batch ", seq, " was in flight on ", kMaxReplays + 1,
+                          " pipelines that failed (replays are capped at ", kMaxReplays,
+                          " per micro-batch); the last: ", why));
+          return;
+        }
+    }
+    job.state = JobState::PLANNING;
+    job.ready_deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                            std::chrono::duration<double>(config.stage_ready_timeout_s));
+    if (job.replan_posted) return;
+    job.replan_posted = true;
+    uint64_t id = job.id;
+    boost::asio::post(io, [this, id] {
+      auto it = jobs.find(id);
+      if (it == jobs.end()) return;
+      it->second.replan_posted = false;
+      if (it->second.active() && id == active_job && !stopped) replan(it->second);
+    });
+  }
+
+  // The registered devices of `backend` on workers that take assignments; empty when there are none.
+  std::vector<WorkerDevice> usable_devices(const std::string& backend) const {
+    std::vector<WorkerDevice> out;
+    for (const auto& [id, w] : workers)
+      if (!w.refusing)
+        for (const WorkerDevice& d : w.devices)
+          if (d.backend == backend) out.push_back(d);
+    return out;
+  }
+
+  // Plans a recovering job again over the live workers, or waits for one to register (bounded by
+  // stage_ready_timeout_s, see check_liveness()).
+  void replan(Job& job) {
+    std::vector<WorkerDevice> devices = usable_devices(job.backend);
+    size_t replay = job.admission ? job.admission->requeued() : 0;
+    if (devices.empty()) {
+      if (!job.waiting_for_workers)
+        info("job ", job.id, ": ", job.recovering, "; no live worker runs the ", job.backend,
+             " backend: waiting up to ", config.stage_ready_timeout_s,
+             " s (stage_ready_timeout_s) for one to register, then replaying ", replay, " micro-batch(es)");
+      job.waiting_for_workers = true;
+      return;
+    }
+    job.waiting_for_workers = false;
+    std::set<uint32_t> over;
+    for (const WorkerDevice& d : devices) over.insert(d.worker_id);
+    info("job ", job.id, ": ", job.recovering, "; replaying ", replay,
+         " micro-batch(es) on a new plan (pipeline ", job.pipeline, ") over ", over.size(), " worker(s)");
+    try {
+      plan_stages(job, devices);
+    } catch (const std::exception& e) {
+      end_job(job, JobState::FAILED, str_cat(job.recovering, "; re-planning failed: ", e.what()));
+    }
   }
 
   // --- jobs ----------------------------------------------------------------------------------------
@@ -573,9 +679,14 @@ struct CoordinatorServer::Impl {
     Model model = load_model(job.model_path, registry, options);
     job.archive = model.archive;
     job.graph = std::shared_ptr<const Graph>(std::move(model.graph));
-    std::vector<InputShape> shapes = open_inputs(job, model.input_names);
+    job.shapes = open_inputs(job, model.input_names);
     job.backend = pick_backend(job.backend);
-    job.plan = plan_job(job.graph, live_devices(job.backend), shapes,
+    plan_stages(job, live_devices(job.backend));
+  }
+
+  // Plans the loaded job over `devices` and assigns every stage replica, as pipeline `job.pipeline`.
+  void plan_stages(Job& job, const std::vector<WorkerDevice>& devices) {
+    job.plan = plan_job(job.graph, devices, job.shapes,
                         PlanSettings{config.max_in_flight, job.micro_batches_total, config.max_replicas,
                                      config.op_overhead_us * 1e-6});
     size_t n = job.plan.stages.size();
@@ -605,6 +716,7 @@ struct CoordinatorServer::Impl {
         auto w = workers.find(rep.worker_id);
         CONVOY_ASSERT(w != workers.end(), "the plan names worker ", rep.worker_id, " that is not registered");
         job.workers.insert(rep.worker_id);
+        job.past_workers.insert(rep.worker_id);
         assign(job, s, r, w->second, false);
       }
   }
@@ -646,7 +758,7 @@ struct CoordinatorServer::Impl {
     env.setRequestId(request);
     auto a = env.getBody().initAssignStage();
     a.setJob(job.id);
-    a.setPipeline(0);
+    a.setPipeline(job.pipeline);
     a.setStage(s);
     a.setReplica(r);
     a.setDevice(rep.device);
@@ -690,7 +802,7 @@ struct CoordinatorServer::Impl {
         wire::set_meta(warm[static_cast<unsigned>(i)], job.inputs[i].dtype(), shape);
       }
     }
-    pending[request] = PendingAssignment{job.id, s, r, w.id, send_all_weights};
+    pending[request] = PendingAssignment{job.id, job.pipeline, s, r, w.id, send_all_weights};
     info("job ", job.id, ": stage ", s, " replica ", r, " -> worker ", w.name, " (", external.size(),
          " weights, ", bytes_sent, " bytes sent)");
     send(m, w.identity);
@@ -704,20 +816,22 @@ struct CoordinatorServer::Impl {
     if (it == pending.end() || it->second.worker != w.id) {  // match on the fields if the id was not echoed
       it = std::find_if(pending.begin(), pending.end(), [&](const auto& p) {
         return p.second.worker == w.id && p.second.job == ready.getJob() &&
-               p.second.stage == ready.getStage() && p.second.replica == ready.getReplica();
+               p.second.pipeline == ready.getPipeline() && p.second.stage == ready.getStage() &&
+               p.second.replica == ready.getReplica();
       });
     }
     if (it == pending.end()) {
-      warn("worker ", w.name, ": StageReady for job ", ready.getJob(), " stage ", ready.getStage(),
-           " that is not awaited; ignored");
+      warn("worker ", w.name, ": StageReady for job ", ready.getJob(), " pipeline ", ready.getPipeline(),
+           " stage ", ready.getStage(), " that is not awaited; ignored");
       return;
     }
     const PendingAssignment a = it->second;
     CONVOY_CHECK(ready.getJob() == a.job && ready.getStage() == a.stage && ready.getReplica() == a.replica &&
-                     ready.getPipeline() == 0,
-                 "StageReady names job ", ready.getJob(), " stage ", ready.getStage(), " replica ",
-                 ready.getReplica(), " but request ", request, " assigned job ", a.job, " stage ", a.stage,
-                 " replica ", a.replica);
+                     ready.getPipeline() == a.pipeline,
+                 "StageReady names job ", ready.getJob(), " pipeline ", ready.getPipeline(), " stage ",
+                 ready.getStage(), " replica ", ready.getReplica(), " but request ", request,
+                 " assigned job ", a.job, " pipeline ", a.pipeline, " stage ", a.stage, " replica ",
+                 a.replica);
     std::set<std::string> cache;
     for (auto h : ready.getCachedWeights()) {
       CONVOY_CHECK(h.size() == 32, "StageReady.cachedWeights: a hash of ", h.size(), " bytes");
@@ -734,11 +848,20 @@ struct CoordinatorServer::Impl {
         std::none_of(pending.begin(), pending.end(), [&](const auto& p) { return p.second.job == job.id; });
     if (!all) return;
     job.state = JobState::RUNNING;
-    job.streaming = Clock::now();
     uint32_t widest = 1;
     for (const AssignedStage& st : job.plan.stages) widest = std::max<uint32_t>(widest, st.replicas.size());
     // Credits per pipeline: a stage with k replicas is k pipelines' worth of work in flight.
-    job.admission.emplace(job.micro_batches_total, config.max_in_flight * widest);
+    uint32_t credits = config.max_in_flight * widest;
+    if (job.admission) {  // a re-planned pipeline: the outputs and what is done so far carry over
+      job.admission->set_limit(credits);
+      info("job ", job.id, ": running again on pipeline ", job.pipeline, ", replaying ",
+           job.admission->requeued(), " micro-batch(es)");
+      job.recovering.clear();
+      admit(job);
+      return;
+    }
+    job.streaming = Clock::now();
+    job.admission.emplace(job.micro_batches_total, credits);
     job.outputs.emplace(job.output, job.samples, job.batch_size,
                         str_cat("job ", job.id, " (", job.model_path, ")"));
     info("job ", job.id, ": running, ", job.micro_batches_total, " micro-batches of ", job.batch_size,
@@ -757,7 +880,7 @@ struct CoordinatorServer::Impl {
       wire::OutMessage m;
       auto mb = m.envelope().getBody().initMicroBatch();
       mb.setJob(job.id);
-      mb.setPipeline(0);
+      mb.setPipeline(job.pipeline);
       mb.setSeq(static_cast<uint64_t>(seq));
       mb.setStage(0);
       auto metas = mb.initTensors(static_cast<unsigned>(job.inputs.size()));
@@ -768,8 +891,7 @@ struct CoordinatorServer::Impl {
       try {
         m.send(l.socket);
       } catch (const std::exception& e) {
-        end_job(job, JobState::FAILED,
-                str_cat("cannot send micro-batch ", seq, " to ", w.name, ": ", e.what()));
+        recover(job, str_cat("cannot send micro-batch ", seq, " to worker ", w.name, " (", e.what(), ")"));
         return;
       }
       l.watcher->kick();
@@ -781,15 +903,24 @@ struct CoordinatorServer::Impl {
     auto jt = jobs.find(id);
     CONVOY_CHECK(jt != jobs.end(), "Result for job ", id, " that does not exist");
     Job& job = jt->second;
-    if (job.state != JobState::RUNNING) return;  // a late result of a cancelled or failed job
-    CONVOY_CHECK(job.workers.count(peer.worker_id), "Result for job ", id, " from worker ", peer.name,
-                 " that holds none of its stages");
-    CONVOY_CHECK(r.getPipeline() == 0, "Result.pipeline ", r.getPipeline(), " (job ", id,
-                 " has pipeline 0 only)");
+    // A late result of a cancelled or failed job, or one before anything was admitted, is dropped.
+    // While a re-plan is under way (planning) the old pipeline's late results still count.
+    if (!job.active() || !job.admission) return;
+    CONVOY_CHECK(job.workers.count(peer.worker_id) || job.past_workers.count(peer.worker_id),
+                 "Result for job ", id, " from worker ", peer.name, " that holds none of its stages");
+    uint32_t pipeline = r.getPipeline();
+    CONVOY_CHECK(pipeline <= job.pipeline, "Result.pipeline ", pipeline, " (job ", id, " is on pipeline ",
+                 job.pipeline, ")");
     uint64_t seq = r.getSeq();
-    CONVOY_CHECK(seq < static_cast<uint64_t>(job.micro_batches_total) &&
-                     job.admission->outstanding(static_cast<int64_t>(seq)),
-                 "Result for job ", id, " micro-batch ", seq, " that is not in flight");
+    CONVOY_CHECK(seq < static_cast<uint64_t>(job.admission->admitted()), "Result for job ", id,
+                 " micro-batch ", seq, " that was never sent");
+    if (!job.admission->outstanding(static_cast<int64_t>(seq))) {  // written already: never twice
+      info("job ", id, ": ignored a result for micro-batch ", seq, " (pipeline ", pipeline,
+           ") that is already written");
+      return;
+    }
+    if (pipeline != job.pipeline)
+      info("job ", id, ": accepted a late result for micro-batch ", seq, " from pipeline ", pipeline);
     auto metas = r.getTensors();
     CONVOY_CHECK(metas.size() == msg.tensor_frames(), "Result.tensors lists ", metas.size(), " tensors but ",
                  msg.tensor_frames(), " frames came");
@@ -803,7 +934,9 @@ struct CoordinatorServer::Impl {
       return;
     }
     auto secs = r.getStageSeconds();
-    if (secs.size() == job.stage_seconds_sum.size()) {
+    if (pipeline != job.pipeline) {
+      // another plan's stages: not this plan's measured times
+    } else if (secs.size() == job.stage_seconds_sum.size()) {
       for (uint32_t s = 0; s < secs.size(); ++s)
         if (std::isfinite(secs[s]) && secs[s] >= 0) {
           job.stage_seconds_sum[s] += secs[s];
@@ -857,13 +990,25 @@ struct CoordinatorServer::Impl {
     Job& job = jt->second;
     std::string message = str(f.getMessage());
     if (!job.active()) return;
-    if (f.getSeq() == kFailedAssignment)
+    if (f.getPipeline() != job.pipeline) {  // a replaced pipeline: its micro-batches are requeued already
+      info("job ", job.id, ": ignored stageFailed of replaced pipeline ", f.getPipeline(), " from worker ",
+           peer.name, ": ", message);
+      return;
+    }
+    if (f.getSeq() == kFailedAssignment) {
       end_job(job, JobState::FAILED,
               str_cat("worker ", peer.name, " could not build stage ", f.getStage(), ": ", message));
-    else
-      end_job(
-          job, JobState::FAILED,
-          str_cat("worker ", peer.name, " stage ", f.getStage(), " micro-batch ", f.getSeq(), ": ", message));
+      return;
+    }
+    std::string what =
+        str_cat("worker ", peer.name, " stage ", f.getStage(), " micro-batch ", f.getSeq(), ": ", message);
+    if (job.state != JobState::RUNNING || !job.admission) {
+      end_job(job, JobState::FAILED, what);
+      return;
+    }
+    // Perhaps transient (a device error, a next stage gone): replay on a new plan; a micro-batch that
+    // fails again on fresh pipelines (bad data) fails the job once it has used up its replays.
+    recover(job, what, static_cast<int64_t>(f.getSeq()));
   }
 
   void end_job(Job& job, JobState state, const std::string& error) {
@@ -1140,10 +1285,18 @@ struct CoordinatorServer::Impl {
                                                                                             : std::next(p);
     if (active_job) {
       Job& job = jobs.at(active_job);
-      if (job.state == JobState::PLANNING && now > job.ready_deadline)
-        end_job(
-            job, JobState::FAILED,
-            str_cat("stages not ready after ", config.stage_ready_timeout_s, " s (stage_ready_timeout_s)"));
+      if (job.state == JobState::PLANNING && now > job.ready_deadline) {
+        if (job.waiting_for_workers)
+          end_job(
+              job, JobState::FAILED,
+              str_cat(job.recovering, "; no live worker of the ", job.backend, " backend registered within ",
+                      config.stage_ready_timeout_s, " s (stage_ready_timeout_s)"));
+        else
+          end_job(
+              job, JobState::FAILED,
+              str_cat(job.recovering.empty() ? "" : job.recovering + "; re-planned, but ",
+                      "stages not ready after ", config.stage_ready_timeout_s, " s (stage_ready_timeout_s)"));
+      }
     }
   }
 

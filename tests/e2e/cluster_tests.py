@@ -385,6 +385,116 @@ def worker_sigterm_drains(c: Cluster):
         time.sleep(0.2)
 
 
+def wait_progress(c: Cluster, job: int, timeout: float = 300) -> dict:
+    """The job's status once it is running and has written at least one sample."""
+    deadline = time.monotonic() + timeout
+    while True:
+        (st,) = c.status(job)
+        if st["state"] == "running" and 0 < st["samples_done"] < st["samples_total"]:
+            return st
+        if st["state"] in ("done", "failed", "cancelled"):
+            raise AssertionError(f"job {job} {st['state']} before the worker could be stopped (make it longer)")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job}: no progress in {timeout:.0f} s")
+        c.check_alive()
+        time.sleep(0.05)
+
+
+def last_stage_holder(st: dict) -> str:
+    """A worker holding the job's last stage (the one that returns results)."""
+    return st["stages"][-1]["workers"][-1]
+
+
+def coordinator_log(c: Cluster) -> str:
+    with open(c.logs[c.server.pid], errors="replace") as f:
+        return f.read()
+
+
+def expect_replayed(c: Cluster, job: int, job_yaml: str, lost: str, how: str):
+    st = c.wait_state(job, ("done", "failed", "cancelled"), 600)
+    if st["state"] != "done":
+        raise AssertionError(f"job {job} {st['state']} after {lost} was {how}: {st.get('error')}")
+    if st["samples_done"] != st["samples_total"]:
+        raise AssertionError(f"done with {st['samples_done']} of {st['samples_total']} samples")
+    log = coordinator_log(c)
+    replay = re.search(rf"info: job {job}: worker {lost} lost \(([^)]*)[^\n]*replaying (\d+) micro-batch\(es\) "
+                       rf"on a new plan \(pipeline 1\) over 1 worker\(s\)", log)
+    if not replay:
+        raise AssertionError(f"the coordinator log shows no replay after {lost} was {how}")
+    print(f"coordinator: {replay.group(0)}")
+    if how not in replay.group(1):
+        raise AssertionError(f"the loss of {lost} is logged as {replay.group(1)!r}, expected {how!r}")
+    if f"job {job} failed" in log:
+        raise AssertionError("the coordinator failed the job")
+    c.expect_same_as_local(job_yaml)
+
+
+@case
+def worker_killed_mid_job(c: Cluster):
+    """SIGKILL of a worker holding a stage mid-job: the coordinator declares it dead (missed
+    heartbeats), re-plans over the survivor, replays the outstanding micro-batches; the job is done with
+    outputs = --workers 0."""
+    c.serve()
+    procs = {"w1": c.worker(1), "w2": c.worker(2)}
+    c.wait_workers(2)
+    job_yaml = c.job("cnn", "killed", repeat=600, batch_size=1)  # 3,000 micro-batches
+    job = submitted_job(c.cli("submit", job_yaml))
+    victim = last_stage_holder(wait_progress(c, job))
+    procs[victim].kill()
+    procs[victim].wait(timeout=10)
+    print(f"killed {victim} (SIGKILL)", flush=True)
+    expect_replayed(c, job, job_yaml, victim, "missed 3 heartbeats")
+
+
+@case
+def worker_sigterm_mid_job(c: Cluster):
+    """SIGTERM of a worker holding a stage mid-job: it drains and deregisters (exit 0); the coordinator
+    re-plans over the survivor and replays what was outstanding; the job is done, outputs = --workers 0."""
+    c.serve()
+    procs = {"w1": c.worker(1), "w2": c.worker(2)}
+    c.wait_workers(2)
+    job_yaml = c.job("cnn", "terminated", repeat=600, batch_size=1)
+    job = submitted_job(c.cli("submit", job_yaml))
+    victim = last_stage_holder(wait_progress(c, job))
+    procs[victim].send_signal(signal.SIGTERM)
+    rc = procs[victim].wait(timeout=60)
+    if rc != 0:
+        raise AssertionError(f"{victim} exited {rc} on SIGTERM")
+    print(f"stopped {victim} (SIGTERM)", flush=True)
+    expect_replayed(c, job, job_yaml, victim, "deregistered")
+
+
+@case
+def last_worker_killed_waits(c: Cluster):
+    """SIGKILL of the only worker mid-job: the job waits in `planning` (up to stage_ready_timeout_s)
+    until a worker registers, then resumes and is done with outputs = --workers 0."""
+    c.serve(stage_ready_timeout_s=120)
+    first = c.worker(1)
+    c.wait_workers(1)
+    job_yaml = c.job("cnn", "orphaned", repeat=600, batch_size=1)
+    job = submitted_job(c.cli("submit", job_yaml))
+    done_before = wait_progress(c, job)["samples_done"]
+    first.kill()
+    first.wait(timeout=10)
+    deadline = time.monotonic() + 30
+    while True:
+        (st,) = c.status(job)
+        if st["state"] == "planning" and "waiting up to" in coordinator_log(c):
+            break
+        if st["state"] != "running" or time.monotonic() > deadline:
+            raise AssertionError(f"job {job} is {st['state']} ({st.get('error')}), expected planning")
+        time.sleep(0.1)
+    if st["samples_done"] < done_before:
+        raise AssertionError(f"samples_done went back from {done_before} to {st['samples_done']}")
+    c.worker(2)
+    st = c.wait_state(job, ("done", "failed", "cancelled"), 600)
+    if st["state"] != "done":
+        raise AssertionError(f"job {job} {st['state']}: {st.get('error')}")
+    if not re.search(rf"info: job {job}: running again on pipeline 1", coordinator_log(c)):
+        raise AssertionError("the coordinator log shows no resumed pipeline")
+    c.expect_same_as_local(job_yaml)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--list", action="store_true")

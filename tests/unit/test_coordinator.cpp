@@ -127,6 +127,112 @@ ClusterConfig loopback_config() {
   return c;
 }
 
+// A worker faked over the wire: a registered control DEALER and a bound data ROUTER. Its "model"
+// returns input 0.
+struct FakeWorker {
+  Peer control;
+  zmq::socket_t data{control.ctx, zmq::socket_type::router};
+  std::string data_endpoint;
+  uint32_t id = 0;
+
+  FakeWorker(const std::string& coordinator, const std::string& name) : control(coordinator) {
+    data.set(zmq::sockopt::linger, 0);
+    data.bind("tcp://127.0.0.1:*");
+    data_endpoint = data.get(zmq::sockopt::last_endpoint);
+    control.hello(schema::Role::WORKER);
+    control.expect(Body::HELLO_REPLY);
+    wire::OutMessage m;
+    auto r = m.envelope().getBody().initRegister();
+    r.setWorkerName(name);
+    r.setHost("localhost");
+    r.setPid(static_cast<uint32_t>(getpid()));
+    r.setDataEndpoint(data_endpoint);
+    r.setThreads(1);
+    auto d = r.initDevices(1);
+    d[0].setName("cpu");
+    d[0].setBackend("reference");
+    d[0].setGemmGflops(10);
+    d[0].setCopyGbps(10);
+    d[0].setMemoryBytes(1ull << 30);
+    control.send(std::move(m));
+    id = control.expect(Body::REGISTERED).envelope().getBody().getRegistered().getWorkerId();
+  }
+  // Expects an AssignStage of `pipeline` and answers stageReady.
+  void ready(uint32_t pipeline) {
+    wire::InMessage assign = control.expect(Body::ASSIGN_STAGE, 10000);
+    auto a = assign.envelope().getBody().getAssignStage();
+    REQUIRE(a.getPipeline() == pipeline);
+    wire::OutMessage m;
+    m.envelope().setRequestId(assign.envelope().getRequestId());
+    auto r = m.envelope().getBody().initStageReady();
+    r.setJob(a.getJob());
+    r.setPipeline(a.getPipeline());
+    r.setStage(a.getStage());
+    r.setReplica(a.getReplica());
+    control.send(std::move(m));
+  }
+  // The next micro-batch on the data socket (the upstream hello skipped).
+  wire::InMessage micro_batch(int ms = 5000) {
+    for (;;) {
+      zmq::pollitem_t item{static_cast<void*>(data), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&item, 1, std::chrono::milliseconds(ms));
+      REQUIRE((item.revents & ZMQ_POLLIN));
+      auto msg = wire::InMessage::receive(data, true, false);
+      REQUIRE(msg.has_value());
+      if (msg->envelope().getBody().which() == Body::MICRO_BATCH) return std::move(*msg);
+    }
+  }
+  bool data_quiet(int ms) {
+    zmq::pollitem_t item{static_cast<void*>(data), 0, ZMQ_POLLIN, 0};
+    zmq::poll(&item, 1, std::chrono::milliseconds(ms));
+    return !(item.revents & ZMQ_POLLIN);
+  }
+  void result(const wire::InMessage& mb, uint32_t pipeline) {
+    auto b = mb.envelope().getBody().getMicroBatch();
+    Tensor in = mb.tensor(0, b.getTensors()[0], "x");
+    wire::OutMessage m;
+    auto r = m.envelope().getBody().initResult();
+    r.setJob(b.getJob());
+    r.setPipeline(pipeline);
+    r.setSeq(b.getSeq());
+    m.add_tensor(in.clone(), r.initTensors(1)[0]);
+    r.initStageSeconds(1).set(0, 0.001);
+    control.send(std::move(m));
+  }
+  void failed(uint64_t job, uint32_t pipeline, uint64_t seq, const std::string& message) {
+    wire::OutMessage m;
+    auto f = m.envelope().getBody().initStageFailed();
+    f.setJob(job);
+    f.setPipeline(pipeline);
+    f.setStage(0);
+    f.setSeq(seq);
+    f.setMessage(message);
+    control.send(std::move(m));
+  }
+  void deregister() {
+    wire::OutMessage m;
+    auto d = m.envelope().getBody().initDeregister();
+    d.setWorkerId(id);
+    d.setReason("test");
+    control.send(std::move(m));
+  }
+};
+
+uint64_t micro_seq(const wire::InMessage& mb) { return mb.envelope().getBody().getMicroBatch().getSeq(); }
+uint32_t micro_pipeline(const wire::InMessage& mb) {
+  return mb.envelope().getBody().getMicroBatch().getPipeline();
+}
+
+JobStatusInfo wait_ended(Peer& client, uint64_t job) {
+  JobStatusInfo s;
+  for (int i = 0; i < 250; ++i) {
+    s = status(client, job).at(0);
+    if (s.ended()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return s;
+}
+
 }  // namespace
 
 TEST_CASE("coordinator: cluster files are validated with file, line and key", "[coordinator]") {
@@ -198,6 +304,76 @@ TEST_CASE("coordinator: admission keeps at most the limit in flight and counts e
   CHECK(micro_batches(13, 3) == 5);
   CHECK(micro_batch_begin(4, 3) == 12);
   CHECK(micro_batch_end(4, 13, 3) == 13);
+}
+
+TEST_CASE("coordinator: a lost pipeline's micro-batches are requeued, replayed first, and count once",
+          "[coordinator]") {
+  Admission a(6, 3);
+  CHECK(a.admit() == 0);
+  CHECK(a.admit() == 1);
+  CHECK(a.admit() == 2);
+  CHECK(a.complete(1));
+  CHECK(a.admit() == 3);  // in flight: 0, 2, 3
+
+  // The pipeline is lost: everything in flight goes back to the queue, still outstanding.
+  CHECK(a.requeue_in_flight() == std::vector<int64_t>{0, 2, 3});
+  CHECK(a.in_flight() == 0);
+  CHECK(a.requeued() == 3);
+  CHECK(a.outstanding(0));
+  CHECK(a.outstanding(3));
+  CHECK_FALSE(a.outstanding(1));  // done before the loss: never written again
+  CHECK(a.replays(0) == 1);
+  CHECK(a.replays(1) == 0);
+  CHECK(a.lowest_outstanding() == 0);
+  CHECK(a.requeue_in_flight().empty());  // nothing was sent since: nothing counted twice
+  CHECK(a.replays(2) == 1);
+
+  // A late result of the old pipeline for a requeued micro-batch is correct data: it counts, once,
+  // and that micro-batch is not sent again.
+  CHECK(a.complete(2));
+  CHECK_FALSE(a.complete(2));
+  CHECK(a.done() == 2);
+  CHECK(a.lowest_outstanding() == 0);
+
+  // The new pipeline (fewer credits) gets the requeued ones first, lowest first, then new ones.
+  a.set_limit(2);
+  CHECK(a.admit() == 0);
+  CHECK(a.admit() == 3);
+  CHECK_FALSE(a.can_admit());  // limit
+  CHECK(a.complete(3));
+  CHECK_FALSE(a.complete(3));  // the old pipeline's copy of 3 arrives after the new one's: ignored
+  CHECK(a.admit() == 4);
+  CHECK(a.complete(0));
+  CHECK(a.lowest_outstanding() == 4);
+  CHECK(a.admit() == 5);
+  CHECK_FALSE(a.can_admit());  // all admitted
+  CHECK(a.complete(4));
+  CHECK_FALSE(a.finished());
+  CHECK(a.complete(5));
+  CHECK(a.finished());
+  CHECK(a.done() == 6);
+
+  // Replays are counted per micro-batch across losses, so the caller can cap them.
+  Admission b(2, 1);
+  for (int loss = 1; loss <= 4; ++loss) {
+    CHECK(b.admit() == 0);
+    CHECK(b.requeue_in_flight() == std::vector<int64_t>{0});
+    CHECK(b.replays(0) == loss);
+  }
+  CHECK(b.replays(1) == 0);
+  b.set_limit(0);  // at least one credit
+  CHECK(b.limit() == 1);
+
+  // Closing (cancel, failure) stops the requeued ones going out too; they may still complete late.
+  Admission c(4, 2);
+  c.admit();
+  c.admit();
+  c.requeue_in_flight();
+  c.close();
+  CHECK_FALSE(c.can_admit());
+  CHECK(c.complete(1));
+  CHECK(c.outstanding(0));
+  CHECK_FALSE(c.finished());
 }
 
 TEST_CASE("coordinator: results are written at their micro-batch's offset in any order", "[coordinator]") {
@@ -454,6 +630,126 @@ TEST_CASE("coordinator: a job streams through a worker within its credits and la
     CHECK(w.envelope().getBody().getWorkersReply().getWorkers()[0].getWorkerId() == worker_id);
   }
   CHECK_THAT(log.str(), Contains("Register.workerName is empty"));
+  coordinator.stop();
+  fs::remove_all(dir);
+}
+
+TEST_CASE("coordinator: a lost pipeline is re-planned and its outstanding micro-batches replayed once",
+          "[coordinator]") {
+  std::ostringstream log;
+  ClusterConfig config = loopback_config();  // max_in_flight 2
+  config.stage_ready_timeout_s = 30;
+  EmbeddedCoordinator coordinator(config, log);
+  fs::path dir = seed_copy("replay");
+  Tensor x = read_npy((dir / "x.npy").string());
+  FakeWorker a(coordinator.endpoint(), "fake-a");
+  Peer client(coordinator.endpoint());
+  client.hello(schema::Role::CLIENT);
+  client.expect(Body::HELLO_REPLY);
+  auto submit = [&] {
+    client.send(submit_message(dir, (dir / "jit.pt").string(), 3));  // 12 samples: 4 micro-batches
+    return client.expect(Body::SUBMITTED).envelope().getBody().getSubmitted().getJob();
+  };
+  auto expect_output = [&] {
+    Tensor out = read_npy((dir / "out/output_0.npy").string());
+    REQUIRE(out.sizes() == x.sizes());
+    for (int64_t i = 0; i < x.numel(); ++i) CHECK(out.get_double(i) == x.get_double(i));
+    fs::remove_all(dir / "out");
+  };
+
+  SECTION("a transient stageFailed: late results of the old pipeline count once, the rest is replayed") {
+    uint64_t job = submit();
+    a.ready(0);
+    wire::InMessage m0 = a.micro_batch();
+    CHECK(micro_pipeline(m0) == 0);
+    a.micro_batch();  // 1
+    a.result(m0, 0);
+    wire::InMessage m2 = a.micro_batch();
+    CHECK(micro_seq(m2) == 2);
+    a.failed(job, 0, 1, "device lost");  // in flight: 1 and 2
+    a.result(m2, 0);                     // a late, correct result of the replaced pipeline
+    a.control.expect(Body::RELEASE_STAGE);
+    a.ready(1);
+    wire::InMessage r1 = a.micro_batch();
+    CHECK(micro_seq(r1) == 1);  // replayed first; 2 is written already and not sent again
+    CHECK(micro_pipeline(r1) == 1);
+    wire::InMessage r3 = a.micro_batch();
+    CHECK(micro_seq(r3) == 3);
+    a.failed(job, 0, 2, "a stale failure");  // of the replaced pipeline: ignored
+    a.result(m2, 1);                         // micro-batch 2 again: already written, ignored
+    a.result(r1, 1);
+    a.result(r3, 1);
+    JobStatusInfo s = wait_ended(client, job);
+    CHECK(s.state == "done");
+    CHECK(s.error == "");
+    CHECK(s.samples_done == 12);
+    CHECK(s.micro_batches_done == 4);
+    expect_output();
+    CHECK(a.data_quiet(200));
+    coordinator.stop();  // the log is read when its thread is done
+    CHECK_THAT(log.str(), Contains("micro-batch 1: device lost; replaying"));
+    CHECK_THAT(log.str(), Contains("on a new plan (pipeline 1) over 1 worker(s)"));
+    CHECK_THAT(log.str(), Contains("accepted a late result for micro-batch 2 from pipeline 0"));
+    CHECK_THAT(log.str(),
+               Contains("ignored a result for micro-batch 2 (pipeline 1) that is already written"));
+    CHECK_THAT(log.str(), Contains("ignored stageFailed of replaced pipeline 0"));
+  }
+
+  SECTION("a micro-batch that keeps failing fails the job after 3 replays") {
+    uint64_t job = submit();
+    for (uint32_t pipeline = 0; pipeline <= 3; ++pipeline) {
+      if (pipeline > 0) a.control.expect(Body::RELEASE_STAGE);
+      a.ready(pipeline);
+      wire::InMessage first = a.micro_batch();
+      CHECK(micro_seq(first) == 0);
+      CHECK(micro_pipeline(first) == pipeline);
+      a.micro_batch();
+      a.failed(job, pipeline, 0, "bad data");
+    }
+    JobStatusInfo s = wait_ended(client, job);
+    CHECK(s.state == "failed");
+    CHECK_THAT(s.error, Contains("micro-batch 0: bad data"));
+    CHECK_THAT(s.error, Contains("replays are capped at 3 per micro-batch"));
+    CHECK_FALSE(fs::exists(dir / "out/output_0.npy"));
+  }
+
+  SECTION("the last worker lost: the job waits in planning for one to register, then resumes") {
+    uint64_t job = submit();
+    a.ready(0);
+    wire::InMessage m0 = a.micro_batch();
+    a.micro_batch();
+    a.result(m0, 0);
+    a.micro_batch();
+    a.deregister();
+    JobStatusInfo s;
+    for (int i = 0; i < 100; ++i) {
+      s = status(client, job).at(0);
+      if (s.state != "running") break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    CHECK(s.state == "planning");
+    CHECK(s.samples_done == 3);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    FakeWorker b(coordinator.endpoint(), "fake-b");
+    b.ready(1);
+    std::vector<uint64_t> seqs;
+    for (int i = 0; i < 3; ++i) {
+      wire::InMessage mb = b.micro_batch();
+      CHECK(micro_pipeline(mb) == 1);
+      seqs.push_back(micro_seq(mb));
+      b.result(mb, 1);
+    }
+    CHECK(seqs == std::vector<uint64_t>{1, 2, 3});
+    s = wait_ended(client, job);
+    CHECK(s.state == "done");
+    CHECK(s.samples_done == 12);
+    expect_output();
+    coordinator.stop();
+    CHECK_THAT(log.str(),
+               Contains("worker fake-a lost (deregistered (test)); no live worker runs the reference"));
+    CHECK_THAT(log.str(), Contains("running again on pipeline 1, replaying 2 micro-batch(es)"));
+  }
+
   coordinator.stop();
   fs::remove_all(dir);
 }
