@@ -164,6 +164,7 @@ Argument parse_argument(const std::string& text, const std::string& schema, bool
   if (lb != std::string::npos && lb + 1 < type_text.size() &&
       std::isdigit(static_cast<unsigned char>(type_text[lb + 1])))
     arg.fixed_list_size = std::atoi(type_text.c_str() + lb + 1);
+  arg.type_text = type_text;
   try {
     arg.type = parse_type(type_text);
   } catch (const Error& e) {

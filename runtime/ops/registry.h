@@ -19,6 +19,7 @@ namespace convoy {
 struct Argument {
   std::string name;
   TypePtr type;
+  std::string type_text;  // as written ("t[]", "Tensor(a!)"): type variables like `t` parse to Any
   std::optional<IValue> default_value;  // None default is an IValue holding None
   bool kwarg_only = false;
   int fixed_list_size = -1;  // "int[2]": a single int may be given and is repeated

@@ -17,97 +17,9 @@ bool is_list_of_int(const Type& t) {
          (x->elem()->is(TypeKind::kInt) || x->elem()->is(TypeKind::kFloat));
 }
 
-// ---- type variables in schema text ----------------------------------------------------------
-// The registry's parsed types turn "t" into Any; binding `t` needs the text again.
-
-std::string trim(const std::string& s) {
-  size_t b = 0, e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
-  return s.substr(b, e - b);
-}
-
-std::vector<std::string> split_top_level(const std::string& s) {
-  std::vector<std::string> parts;
-  int depth = 0;
-  char quote = 0;
-  std::string cur;
-  for (char c : s) {
-    if (quote) {
-      cur += c;
-      if (c == quote) quote = 0;
-      continue;
-    }
-    if (c == '"' || c == '\'') quote = c;
-    if (c == '(' || c == '[') ++depth;
-    if (c == ')' || c == ']') --depth;
-    if (c == ',' && depth == 0) {
-      parts.push_back(trim(cur));
-      cur.clear();
-    } else {
-      cur += c;
-    }
-  }
-  if (!trim(cur).empty()) parts.push_back(trim(cur));
-  return parts;
-}
-
-// "Tensor(a!) self=None" -> "Tensor(a!)"; "t[] list" -> "t[]"; "Tensor" -> "Tensor".
-std::string declared_type_text(const std::string& decl_with_default) {
-  std::string decl = decl_with_default;
-  int depth = 0;
-  for (size_t i = 0; i < decl.size(); ++i) {
-    char c = decl[i];
-    if (c == '(' || c == '[') ++depth;
-    if (c == ')' || c == ']') --depth;
-    if (c == '=' && depth == 0) {
-      decl = trim(decl.substr(0, i));
-      break;
-    }
-  }
-  depth = 0;
-  size_t split = std::string::npos;
-  for (size_t i = 0; i < decl.size(); ++i) {
-    char c = decl[i];
-    if (c == '(' || c == '[') ++depth;
-    if (c == ')' || c == ']') --depth;
-    if (std::isspace(static_cast<unsigned char>(c)) && depth == 0) split = i;
-  }
-  return split == std::string::npos ? decl : trim(decl.substr(0, split));
-}
-
-struct SchemaTypeTexts {
-  std::vector<std::string> args;
-  std::vector<std::string> returns;
-};
-
-SchemaTypeTexts schema_type_texts(const std::string& text) {
-  SchemaTypeTexts out;
-  size_t open = text.find('(');
-  if (open == std::string::npos) return out;
-  int depth = 0;
-  size_t close = std::string::npos;
-  for (size_t i = open; i < text.size(); ++i) {
-    if (text[i] == '(' || text[i] == '[') ++depth;
-    if ((text[i] == ')' || text[i] == ']') && --depth == 0) {
-      close = i;
-      break;
-    }
-  }
-  if (close == std::string::npos) return out;
-  for (const std::string& part : split_top_level(text.substr(open + 1, close - open - 1)))
-    if (part != "*") out.args.push_back(declared_type_text(part));
-  size_t arrow = text.find("->", close);
-  if (arrow == std::string::npos) return out;
-  std::string ret = trim(text.substr(arrow + 2));
-  if (!ret.empty() && ret.front() == '(' && ret.back() == ')') {
-    for (const std::string& part : split_top_level(ret.substr(1, ret.size() - 2)))
-      out.returns.push_back(declared_type_text(part));
-  } else if (!ret.empty()) {
-    out.returns.push_back(declared_type_text(ret));
-  }
-  return out;
-}
+// ---- type variables in schemas ----------------------------------------------------------------
+// The registry's parsed types turn "t" into Any; binding `t` needs the declared text
+// (Argument::type_text).
 
 bool is_type_var(const std::string& name) {
   if (name == "T" || name == "K" || name == "V") return true;
@@ -367,15 +279,12 @@ std::vector<TypePtr> schema_result_types(const OverloadMatch& match) {
     needs_binding = needs_binding || contains_any(*r.type);
   }
   if (!needs_binding) return out;
-  SchemaTypeTexts texts = schema_type_texts(schema.text);
-  if (texts.args.size() != schema.arguments.size() || texts.returns.size() != schema.returns.size())
-    return out;
   Bindings bindings;
-  for (size_t i = 0; i < texts.args.size(); ++i)
-    bind_type_vars(PatternParser(texts.args[i]).parse(), match.arg_types[i], bindings);
+  for (size_t i = 0; i < schema.arguments.size() && i < match.arg_types.size(); ++i)
+    bind_type_vars(PatternParser(schema.arguments[i].type_text).parse(), match.arg_types[i], bindings);
   for (size_t i = 0; i < out.size(); ++i)
     if (contains_any(*out[i]))
-      out[i] = substitute_type_vars(PatternParser(texts.returns[i]).parse(), bindings);
+      out[i] = substitute_type_vars(PatternParser(schema.returns[i].type_text).parse(), bindings);
   return out;
 }
 
