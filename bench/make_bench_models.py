@@ -7,55 +7,26 @@ Debian's PyTorch 1.13 (random weights, fixed seed, eval mode, torch.jit.trace).
 Writes, for each model, OUT_DIR/NAME.pt and OUT_DIR/NAME.input.npy (one batch); existing archives are
 kept. Models: torchvision resnet18 and mobilenet_v2 at batch 8 (3x224x224), vit_b_16 at batch 2, and
 `gpt`: a GPT-style decoder (6 layers, width 512, 8 heads, 128 tokens, vocabulary 8192, tied LM head)
-in the style of the conformance fixture's TinyGPT (tests/fixtures/make_fixtures.py), at batch 8.
+built from the conformance fixture's GPT blocks (tests/fixtures/make_fixtures.py), at batch 8.
 """
-import math
 import os
 import sys
 import zlib
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 import torchvision
 from torch import Tensor, nn
 
-
-class CausalSelfAttention(nn.Module):
-    def __init__(self, width: int, heads: int):
-        super().__init__()
-        self.heads = heads
-        self.qkv = nn.Linear(width, 3 * width)
-        self.proj = nn.Linear(width, width)
-
-    def forward(self, x: Tensor) -> Tensor:
-        b, t, c = x.size()
-        q, k, v = self.qkv(x).split(c, dim=2)
-        hd = c // self.heads
-        q = q.view(b, t, self.heads, hd).transpose(1, 2)
-        k = k.view(b, t, self.heads, hd).transpose(1, 2)
-        v = v.view(b, t, self.heads, hd).transpose(1, 2)
-        att = (q @ k.transpose(-2, -1)) * (1.0 / math.sqrt(hd))
-        mask = torch.triu(torch.ones(t, t, dtype=torch.bool, device=x.device), diagonal=1)
-        att = att.masked_fill(mask, float("-inf"))
-        att = F.softmax(att, dim=-1)
-        y = (att @ v).transpose(1, 2).contiguous().view(b, t, c)
-        return self.proj(y)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures"))
+from make_fixtures import CausalSelfAttention, GPTBlock  # noqa: E402
 
 
-class GPTBlock(nn.Module):
-    def __init__(self, width: int, heads: int):
-        super().__init__()
-        self.ln1 = nn.LayerNorm(width)
-        self.attn = CausalSelfAttention(width, heads)
-        self.ln2 = nn.LayerNorm(width)
-        self.fc = nn.Linear(width, 4 * width)
-        self.act = nn.GELU()
-        self.out = nn.Linear(4 * width, width)
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = x + self.attn(self.ln1(x))
-        return x + self.out(self.act(self.fc(self.ln2(x))))
+# The conformance fixture's GPT blocks (exact GELU). TorchScript names a class after its module: they
+# keep the names they had when this script defined them (__torch__.GPTBlock, not
+# __torch__.make_fixtures.GPTBlock), so the traced archive is the same.
+for _cls in (CausalSelfAttention, GPTBlock):
+    _cls.__module__ = __name__
 
 
 class GPT(nn.Module):
@@ -64,7 +35,7 @@ class GPT(nn.Module):
         super().__init__()
         self.tok_emb = nn.Embedding(vocab, width)
         self.pos_emb = nn.Parameter(torch.randn(1, block_size, width) * 0.02)
-        self.blocks = nn.Sequential(*[GPTBlock(width, heads) for _ in range(layers)])
+        self.blocks = nn.Sequential(*[GPTBlock(width, heads, "none") for _ in range(layers)])
         self.ln_f = nn.LayerNorm(width)
         self.head = nn.Linear(width, vocab, bias=False)
         self.head.weight = self.tok_emb.weight  # tied

@@ -1,7 +1,5 @@
 #include "coordinator/cluster_config.h"
 
-#include <yaml-cpp/yaml.h>
-
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -9,49 +7,31 @@
 #include <sstream>
 
 #include "runtime/error.h"
+#include "runtime/yaml_fields.h"
 
 namespace convoy {
 
 namespace {
 
-std::string where(const std::string& file, const YAML::Node& node) {
-  YAML::Mark mark = node.Mark();
-  return mark.line >= 0 ? file + ":" + std::to_string(mark.line + 1) : file;
-}
+using yaml::where;
 
-std::string text_of(const YAML::Node& node) {
-  return node.IsScalar() ? node.as<std::string>() : std::string(node.IsSequence() ? "a list" : "a mapping");
+// An integer or a number in [lo, hi] (`what`: "an integer", "a number").
+template <typename T>
+T in_range(const std::string& file, const YAML::Node& node, const std::string& key, const char* what, T lo,
+           T hi) {
+  std::optional<T> v = yaml::scalar_as<T>(node);
+  CONVOY_CHECK(v && *v >= lo && *v <= hi, where(file, node), ": '", key, "' must be ", what, " in [", lo,
+               ", ", hi, "], not '", yaml::text_of(node), "'");
+  return *v;
 }
 
 uint32_t integer(const std::string& file, const YAML::Node& node, const std::string& key, int64_t lo,
                  int64_t hi) {
-  int64_t v = 0;
-  bool ok = node.IsScalar();
-  if (ok) {
-    try {
-      v = node.as<int64_t>();
-    } catch (const YAML::Exception&) {
-      ok = false;
-    }
-  }
-  CONVOY_CHECK(ok && v >= lo && v <= hi, where(file, node), ": '", key, "' must be an integer in [", lo, ", ",
-               hi, "], not '", text_of(node), "'");
-  return static_cast<uint32_t>(v);
+  return static_cast<uint32_t>(in_range(file, node, key, "an integer", lo, hi));
 }
 
 double number(const std::string& file, const YAML::Node& node, const std::string& key, double lo, double hi) {
-  double v = 0;
-  bool ok = node.IsScalar();
-  if (ok) {
-    try {
-      v = node.as<double>();
-    } catch (const YAML::Exception&) {
-      ok = false;
-    }
-  }
-  CONVOY_CHECK(ok && v >= lo && v <= hi, where(file, node), ": '", key, "' must be a number in [", lo, ", ",
-               hi, "], not '", text_of(node), "'");
-  return v;
+  return in_range(file, node, key, "a number", lo, hi);
 }
 
 std::string string(const std::string& file, const YAML::Node& node, const std::string& key) {
@@ -62,13 +42,8 @@ std::string string(const std::string& file, const YAML::Node& node, const std::s
 
 }  // namespace
 
-ClusterConfig parse_cluster_config(const std::string& yaml, const std::string& file) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml);
-  } catch (const YAML::Exception& e) {
-    fail(ErrorKind::kInvalidInput, file, ":", e.mark.line + 1, ": invalid YAML: ", e.msg);
-  }
+ClusterConfig parse_cluster_config(const std::string& text, const std::string& file) {
+  YAML::Node root = yaml::load(text, file);
   ClusterConfig c;
   if (root.IsNull()) return c;  // an empty file: every default
   CONVOY_CHECK(root.IsMap(), where(file, root), ": a cluster file must be a mapping of settings");

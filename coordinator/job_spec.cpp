@@ -1,20 +1,16 @@
 #include "coordinator/job_spec.h"
 
-#include <yaml-cpp/yaml.h>
-
 #include <filesystem>
 #include <set>
 
 #include "runtime/error.h"
+#include "runtime/yaml_fields.h"
 
 namespace convoy {
 
 namespace {
 
-std::string where(const std::string& file, const YAML::Node& node) {
-  YAML::Mark mark = node.Mark();
-  return mark.line >= 0 ? file + ":" + std::to_string(mark.line + 1) : file;
-}
+using yaml::where;
 
 std::string resolve(const std::filesystem::path& base, const std::string& p) {
   std::filesystem::path path(p);
@@ -32,12 +28,7 @@ std::string scalar_string(const std::string& file, const YAML::Node& node, const
 
 JobSpec load_job_spec(const std::string& path) {
   CONVOY_CHECK_KIND(kIo, std::filesystem::is_regular_file(path), path, ": job file not found");
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::Exception& e) {
-    fail(ErrorKind::kInvalidInput, path, ":", e.mark.line + 1, ": invalid YAML: ", e.msg);
-  }
+  YAML::Node root = yaml::load_file(path);
   CONVOY_CHECK(root.IsMap(), path,
                ": a job file must be a mapping with keys model, inputs, output, batch_size");
   static const std::set<std::string> kKeys = {"model", "inputs", "output", "batch_size"};
@@ -61,13 +52,11 @@ JobSpec load_job_spec(const std::string& path) {
   for (const auto& item : inputs) spec.inputs.push_back(resolve(base, scalar_string(path, item, "inputs")));
 
   YAML::Node bs = root["batch_size"];
-  try {
-    CONVOY_CHECK(bs.IsScalar(), where(path, bs), ": 'batch_size' must be a positive integer");
-    spec.batch_size = bs.as<int64_t>();
-  } catch (const YAML::Exception&) {
-    fail(ErrorKind::kInvalidInput, where(path, bs), ": 'batch_size' must be a positive integer, not '",
-         bs.as<std::string>(), "'");
-  }
+  CONVOY_CHECK(bs.IsScalar(), where(path, bs), ": 'batch_size' must be a positive integer");
+  std::optional<int64_t> batch_size = yaml::scalar_as<int64_t>(bs);
+  CONVOY_CHECK(batch_size, where(path, bs), ": 'batch_size' must be a positive integer, not '",
+               bs.as<std::string>(), "'");
+  spec.batch_size = *batch_size;
   CONVOY_CHECK(spec.batch_size > 0, where(path, bs), ": 'batch_size' must be a positive integer, not ",
                spec.batch_size);
   return spec;

@@ -265,23 +265,19 @@ struct CoordinatorServer::Impl {
     DataLink* raw = l.get();
     l->watcher = std::make_unique<wire::AsioZmqWatcher>(io, l->socket, [this, raw, endpoint] {
       // The worker answers our hello; only errors are worth a line.
-      while (true) {
-        std::optional<wire::InMessage> msg;
-        try {
-          msg = wire::InMessage::receive(raw->socket, false, false);
-        } catch (const std::exception& e) {
-          warn("data link ", endpoint, ": ", e.what());
-          return;
-        }
-        if (!msg) return;
-        try {
-          auto env = msg->envelope();
-          if (env.getBody().which() == Body::ERROR)
-            warn("data link ", endpoint, ": ", str(env.getBody().getError().getMessage()));
-        } catch (const std::exception& e) {
-          warn("dropped message from ", endpoint, ": ", e.what());
-        }
-      }
+      wire::receive_queued(
+          raw->socket, false,
+          [&](wire::InMessage& msg) {
+            try {
+              auto env = msg.envelope();
+              if (env.getBody().which() == Body::ERROR)
+                warn("data link ", endpoint, ": ", str(env.getBody().getError().getMessage()));
+            } catch (const std::exception& e) {
+              warn("dropped message from ", endpoint, ": ", e.what());
+            }
+            return true;
+          },
+          [&](const std::exception& e) { warn("data link ", endpoint, ": ", e.what()); });
     });
     wire::OutMessage hello;
     wire::make_hello(hello.envelope(), schema::Role::UPSTREAM, opset);
@@ -300,17 +296,14 @@ struct CoordinatorServer::Impl {
   // --- receiving -----------------------------------------------------------------------------------
 
   void drain() {
-    while (!stopped) {
-      std::optional<wire::InMessage> msg;
-      try {
-        msg = wire::InMessage::receive(router, true, false);
-      } catch (const std::exception& e) {
-        warn("receive failed: ", e.what());
-        return;
-      }
-      if (!msg) return;
-      on_message(*msg);
-    }
+    if (stopped) return;
+    wire::receive_queued(
+        router, true,
+        [this](wire::InMessage& m) {
+          on_message(m);
+          return !stopped;
+        },
+        [this](const std::exception& e) { warn("receive failed: ", e.what()); });
   }
 
   void on_message(const wire::InMessage& msg) {
@@ -535,13 +528,8 @@ struct CoordinatorServer::Impl {
 
   // --- recovery (docs/coordinator.md, "Worker loss") ---------------------------------------------
 
-  // The job's current pipeline cannot go on (`why`: a worker lost, a micro-batch failed): its stages
-  // are released on the workers still holding them, every micro-batch in flight goes back to the
-  // queue, and a new plan (the next pipeline generation) is made over the live workers once this
-  // handler is done (so several workers found dead at once make one re-plan). `failed_seq` is the
-  // micro-batch a stageFailed named, if any.
-  void recover(Job& job, const std::string& why, std::optional<int64_t> failed_seq = std::nullopt) {
-    if (!job.active()) return;
+  // The workers holding the job's stages release them; its outstanding assignments are forgotten.
+  void release_stages(Job& job) {
     for (uint32_t wid : job.workers) {
       auto w = workers.find(wid);
       if (w == workers.end()) continue;
@@ -552,6 +540,16 @@ struct CoordinatorServer::Impl {
     for (auto p = pending.begin(); p != pending.end();)
       p = p->second.job == job.id ? pending.erase(p) : std::next(p);
     job.workers.clear();
+  }
+
+  // The job's current pipeline cannot go on (`why`: a worker lost, a micro-batch failed): its stages
+  // are released on the workers still holding them, every micro-batch in flight goes back to the
+  // queue, and a new plan (the next pipeline generation) is made over the live workers once this
+  // handler is done (so several workers found dead at once make one re-plan). `failed_seq` is the
+  // micro-batch a stageFailed named, if any.
+  void recover(Job& job, const std::string& why, std::optional<int64_t> failed_seq = std::nullopt) {
+    if (!job.active()) return;
+    release_stages(job);
     ++job.pipeline;
     job.recovering += (job.recovering.empty() ? "" : "; ") + why;
     if (job.admission) {
@@ -1021,16 +1019,7 @@ struct CoordinatorServer::Impl {
       info("job ", job.id, " done: ", job.samples, " samples in ", seconds(job.finished - job.started), " s");
     else
       info("job ", job.id, " ", state_name(state), error.empty() ? "" : ": ", error);
-    for (uint32_t wid : job.workers) {
-      auto w = workers.find(wid);
-      if (w == workers.end()) continue;
-      wire::OutMessage m;
-      m.envelope().getBody().initReleaseStage().setJob(job.id);
-      send(m, w->second.identity);
-    }
-    for (auto p = pending.begin(); p != pending.end();)
-      p = p->second.job == job.id ? pending.erase(p) : std::next(p);
-    job.workers.clear();
+    release_stages(job);
     job.outputs.reset();  // uncommitted files are removed
     job.admission.reset();
     job.inputs.clear();

@@ -183,6 +183,20 @@ std::optional<InMessage> InMessage::receive(zmq::socket_t& socket, bool router, 
   return from_frames(std::move(frames), std::move(identity));
 }
 
+void receive_queued(zmq::socket_t& socket, bool router, const std::function<bool(InMessage&)>& handle,
+                    const std::function<void(const std::exception&)>& on_error) {
+  for (;;) {
+    std::optional<InMessage> m;
+    try {
+      m = InMessage::receive(socket, router, false);
+    } catch (const std::exception& e) {
+      on_error(e);
+      return;
+    }
+    if (!m || !handle(*m)) return;
+  }
+}
+
 InMessage InMessage::from_frames(std::vector<zmq::message_t> frames, std::string identity) {
   InMessage m;
   m.impl_->identity = std::move(identity);

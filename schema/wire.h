@@ -12,6 +12,7 @@
 #include <kj/exception.h>
 
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -109,6 +110,12 @@ class InMessage {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// Receives every message already queued on `socket` (what an AsioZmqWatcher's on_readable must do)
+// and hands each to `handle`, until none is left or `handle` returns false. A receive that throws is
+// passed to `on_error` and ends it.
+void receive_queued(zmq::socket_t& socket, bool router, const std::function<bool(InMessage&)>& handle,
+                    const std::function<void(const std::exception&)>& on_error);
 
 // Fills a TensorMeta without attaching a frame (e.g. AssignStage.warmShapes).
 void set_meta(schema::TensorMeta::Builder meta, DType dtype, const Shape& shape);

@@ -1,13 +1,12 @@
 #include "worker/config.h"
 
-#include <yaml-cpp/yaml.h>
-
 #include <algorithm>
 #include <filesystem>
 #include <map>
 #include <set>
 
 #include "runtime/error.h"
+#include "runtime/yaml_fields.h"
 
 namespace convoy::worker {
 
@@ -17,10 +16,7 @@ constexpr const char* kKeyList =
     "coordinator, data_bind, advertise_host, name, backend, device, threads, cpus, heartbeat_ms, "
     "weight_cache_mb, cache_dir, log_level";
 
-std::string where(const std::string& file, const YAML::Node& node) {
-  YAML::Mark mark = node.Mark();
-  return mark.line >= 0 ? file + ":" + std::to_string(mark.line + 1) : file;
-}
+using yaml::where;
 
 // A string value; null (`key:` with nothing) is the empty string.
 std::string string_value(const std::string& file, const YAML::Node& node, const std::string& key) {
@@ -31,20 +27,12 @@ std::string string_value(const std::string& file, const YAML::Node& node, const 
 
 int64_t int_value(const std::string& file, const YAML::Node& node, const std::string& key, int64_t lo,
                   int64_t hi) {
-  int64_t v = 0;
-  bool ok = node.IsScalar();
-  if (ok) {
-    try {
-      v = node.as<int64_t>();
-    } catch (const YAML::Exception&) {
-      ok = false;
-    }
-  }
-  CONVOY_CHECK(ok, where(file, node), ": '", key, "' must be an integer from ", lo, " to ", hi,
+  std::optional<int64_t> v = yaml::scalar_as<int64_t>(node);
+  CONVOY_CHECK(v, where(file, node), ": '", key, "' must be an integer from ", lo, " to ", hi,
                node.IsScalar() ? ", not '" + node.as<std::string>() + "'" : std::string());
-  CONVOY_CHECK(v >= lo && v <= hi, where(file, node), ": '", key, "' must be an integer from ", lo, " to ",
-               hi, ", not ", v);
-  return v;
+  CONVOY_CHECK(*v >= lo && *v <= hi, where(file, node), ": '", key, "' must be an integer from ", lo, " to ",
+               hi, ", not ", *v);
+  return *v;
 }
 
 }  // namespace
@@ -137,12 +125,7 @@ void validate_worker_config(const WorkerConfig& c) {
 
 WorkerConfig load_worker_config(const std::string& path) {
   CONVOY_CHECK_KIND(kIo, std::filesystem::is_regular_file(path), path, ": worker config file not found");
-  YAML::Node root;
-  try {
-    root = YAML::LoadFile(path);
-  } catch (const YAML::Exception& e) {
-    fail(ErrorKind::kInvalidInput, path, ":", e.mark.line + 1, ": invalid YAML: ", e.msg);
-  }
+  YAML::Node root = yaml::load_file(path);
   WorkerConfig c;
   c.config_file = path;
   if (root.IsNull()) return c;  // an empty file: every default

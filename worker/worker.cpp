@@ -555,18 +555,15 @@ struct Worker::Impl {
   }
 
   void on_control_readable() {
-    for (;;) {
-      std::optional<wire::InMessage> m;
-      try {
-        m = wire::InMessage::receive(control, false, false);
-      } catch (const std::exception& e) {
-        log.write(LogLevel::kWarning, "receiving from the coordinator failed: ", e.what());
-        return;
-      }
-      if (!m) return;
-      handle_control(std::make_shared<wire::InMessage>(std::move(*m)));
-      if (stopped) return;
-    }
+    wire::receive_queued(
+        control, false,
+        [this](wire::InMessage& m) {
+          handle_control(std::make_shared<wire::InMessage>(std::move(m)));
+          return !stopped;
+        },
+        [this](const std::exception& e) {
+          log.write(LogLevel::kWarning, "receiving from the coordinator failed: ", e.what());
+        });
   }
 
   void handle_control(std::shared_ptr<wire::InMessage> m) {
@@ -644,17 +641,15 @@ struct Worker::Impl {
   }
 
   void on_data_readable() {
-    for (;;) {
-      std::optional<wire::InMessage> m;
-      try {
-        m = wire::InMessage::receive(data, true, false);
-      } catch (const std::exception& e) {
-        log.write(LogLevel::kWarning, "receiving on the data socket failed: ", e.what());
-        return;
-      }
-      if (!m) return;
-      handle_data(std::make_shared<wire::InMessage>(std::move(*m)));
-    }
+    wire::receive_queued(
+        data, true,
+        [this](wire::InMessage& m) {
+          handle_data(std::make_shared<wire::InMessage>(std::move(m)));
+          return true;
+        },
+        [this](const std::exception& e) {
+          log.write(LogLevel::kWarning, "receiving on the data socket failed: ", e.what());
+        });
   }
 
   void handle_data(std::shared_ptr<wire::InMessage> m) {

@@ -8,16 +8,24 @@
 
 namespace convoy {
 
-namespace {
-
-bool is_inplace_name(const std::string& kind) {
-  // "aten::relu_" is in-place; "aten::__and__" is not.
+bool is_inplace_kind(const std::string& kind) {
   return kind.size() > 2 && kind.back() == '_' && kind[kind.size() - 2] != '_';
 }
 
+bool op_has_effects(const std::string& kind) {
+  static const std::set<std::string> kEffectful = {
+      "prim::RaiseException", "aten::append",  "aten::insert",     "aten::pop",         "aten::remove",
+      "aten::clear",          "aten::extend",  "aten::_set_item",  "aten::__setitem__", "prim::Print",
+      "aten::warn",           "aten::reverse", "aten::sort",       "aten::copy_",       "aten::update",
+      "aten::setdefault",     "aten::popitem", "aten::manual_seed"};
+  return is_inplace_kind(kind) || kEffectful.count(kind) != 0;
+}
+
+namespace {
+
 bool has_side_effects(const Node* node) {
   const std::string& k = node->kind;
-  if (is_inplace_name(k)) return true;
+  if (is_inplace_kind(k)) return true;
   static const std::set<std::string> kEffectful = {
       "prim::RaiseException", "aten::append", "aten::insert", "aten::pop",
       "aten::remove",         "aten::clear",  "aten::extend", "aten::_set_item",
@@ -199,7 +207,7 @@ bool op_may_alias(const Node& node) {
                                                   "aten::_reshape_alias",
                                                   "aten::lift_fresh",
                                                   "aten::clone"};
-  if (kAliasing.count(node.kind) || is_inplace_name(node.kind)) return true;
+  if (kAliasing.count(node.kind) || is_inplace_kind(node.kind)) return true;
   // PyTorch schemas mark aliasing returns as "Tensor(a)".
   const std::string& text = node.op->schema.text;
   size_t arrow = text.rfind("->");
@@ -211,7 +219,7 @@ size_t make_inplace_functional(Graph& graph, const OpRegistry& registry) {
   count_uses(graph.top(), uses);
   size_t changed = 0;
   for_each_node(graph.top(), [&](Node* n) {
-    if (!n->op || !is_inplace_name(n->kind) || n->inputs.empty()) return;
+    if (!n->op || !is_inplace_kind(n->kind) || n->inputs.empty()) return;
     const Value* self = n->inputs[0];
     if (!self->node || self->node->kind == "prim::Constant" || op_may_alias(*self->node)) return;
     if (!self->type->is(TypeKind::kTensor) || uses[self] != 1) return;

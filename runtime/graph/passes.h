@@ -22,6 +22,14 @@ size_t fold_constants(Graph& graph);
 // only use. Weights, graph inputs and views are never rewritten.
 size_t make_inplace_functional(Graph& graph, const class OpRegistry& registry);
 
+// Whether an op kind is in-place by its name: "aten::relu_" is, "aten::__and__" is not.
+bool is_inplace_kind(const std::string& kind);
+
+// Whether an op must run even when its inputs are known or its outputs unused: in-place ops, list and
+// dict mutation, prim::RaiseException, printing, warnings, reseeding. Lowering's compile-time folding
+// and the partitioner's cost model ask it.
+bool op_has_effects(const std::string& kind);
+
 // Whether an op may return a tensor that aliases one of its inputs (views, and ops like
 // aten::contiguous that return their input unchanged when they can).
 bool op_may_alias(const Node& node);

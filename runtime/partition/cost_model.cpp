@@ -7,6 +7,7 @@
 
 #include "runtime/error.h"
 #include "runtime/executor.h"
+#include "runtime/graph/passes.h"
 #include "runtime/ops/registry.h"
 #include "runtime/partition/graph_facts.h"
 #include "runtime/partition/partition.h"
@@ -15,7 +16,6 @@ namespace convoy {
 
 using partition_detail::graph_facts;
 using partition_detail::GraphFacts;
-using partition_detail::has_effects;
 
 namespace {
 
@@ -201,7 +201,7 @@ struct Propagator {
     for (const Argument& a : op.schema.arguments) tensor_args |= type_has_tensor(*a.type);
 
     // Scalar work: evaluate when every input is known (metadata ops see a fake tensor).
-    bool evaluate = !tensor_returns && !has_effects(node->kind) &&
+    bool evaluate = !tensor_returns && !op_has_effects(node->kind) &&
                     node->outputs.size() == op.schema.returns.size() &&
                     (!tensor_args || metadata_ops().count(name));
     if (evaluate) {

@@ -1,22 +1,10 @@
 #include "runtime/partition/graph_facts.h"
 
-#include <set>
 #include <string>
 
-namespace convoy::partition_detail {
+#include "runtime/graph/passes.h"
 
-bool has_effects(const std::string& kind) {
-  static const std::set<std::string> kEffectful = {
-      "prim::RaiseException", "aten::append",  "aten::insert",     "aten::pop",         "aten::remove",
-      "aten::clear",          "aten::extend",  "aten::_set_item",  "aten::__setitem__", "prim::Print",
-      "aten::warn",           "aten::reverse", "aten::sort",       "aten::copy_",       "aten::update",
-      "aten::setdefault",     "aten::popitem", "aten::manual_seed"};
-  if (kEffectful.count(kind)) return true;
-  // In-place ops: "aten::relu_" (but not dunder names like "aten::__and__").
-  size_t colon = kind.rfind(':');
-  std::string base = colon == std::string::npos ? kind : kind.substr(colon + 1);
-  return base.size() > 1 && base.back() == '_' && base.rfind("__", 0) != 0;
-}
+namespace convoy::partition_detail {
 
 namespace {
 
@@ -73,7 +61,7 @@ GraphFacts graph_facts(const Graph& graph) {
       for (const Node* u : it->second) {
         bool safe = u->kind == "prim::ListConstruct" || u->kind == "prim::TupleConstruct" ||
                     u->kind == "prim::ListUnpack" || u->kind == "prim::TupleUnpack" ||
-                    u->kind == "prim::TupleIndex" || (u->op != nullptr && !has_effects(u->kind));
+                    u->kind == "prim::TupleIndex" || (u->op != nullptr && !op_has_effects(u->kind));
         ok = ok && safe;
       }
     }

@@ -24,7 +24,4 @@ GraphFacts graph_facts(const Graph& graph);
 // order, that are defined before it and used at or after it. extract_stage's parameter order.
 std::vector<const Value*> values_crossing(const GraphFacts& f, int cut);
 
-// Whether an op mutates its arguments or has another effect (list mutation, in-place ops, warnings).
-bool has_effects(const std::string& kind);
-
 }  // namespace convoy::partition_detail

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "runtime/error.h"
+#include "runtime/graph/passes.h"
 #include "runtime/torchscript/lowering_internal.h"
 #include "runtime/torchscript/overload.h"
 
@@ -16,20 +17,6 @@ namespace convoy::lowering {
 namespace {
 
 using Keywords = std::vector<std::pair<std::string, SValue>>;
-
-bool is_inplace_name(const std::string& kind) {
-  return kind.size() > 2 && kind.back() == '_' && kind[kind.size() - 2] != '_';
-}
-
-// Ops that must run even when their inputs are known: they mutate, raise, or print.
-bool has_effects(const std::string& kind) {
-  static const std::set<std::string> kEffectful = {
-      "prim::RaiseException", "aten::append",  "aten::insert",     "aten::pop",         "aten::remove",
-      "aten::clear",          "aten::extend",  "aten::_set_item",  "aten::__setitem__", "prim::Print",
-      "aten::warn",           "aten::reverse", "aten::sort",       "aten::copy_",       "aten::update",
-      "aten::setdefault",     "aten::popitem", "aten::manual_seed"};
-  return is_inplace_name(kind) || kEffectful.count(kind) != 0;
-}
 
 // Facts of this runtime that TorchScript code asks about: no CUDA or other accelerators behind the
 // tensors, no nested/quantized/sparse layouts, inference only (no grad, no autocast).
@@ -340,7 +327,7 @@ std::vector<SValue> Lowerer::emit_op(const std::string& name, const std::vector<
 
   // Pure scalar work on known values (sizes of weights, flags, string tests) is done now, so
   // conditions on it select a branch at load time.
-  bool foldable = !has_effects(name) && !result_types.empty();
+  bool foldable = !op_has_effects(name) && !result_types.empty();
   for (const TypePtr& t : result_types) foldable = foldable && is_scalar_type(*t);
   if (foldable) {
     IValueList values;

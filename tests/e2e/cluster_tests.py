@@ -89,6 +89,13 @@ class Cluster:
             f.writelines(f"{k}: {v}\n" for k, v in settings.items())
         return self.start([os.path.join(self.bin, "convoy-worker"), "--config", cfg], f"worker{index}")
 
+    def up(self, workers: int, **keys) -> Dict[str, subprocess.Popen]:
+        """serve(**keys) and workers w1..wN, once all N have registered; returns them by name."""
+        self.serve(**keys)
+        procs = {f"w{i}": self.worker(i) for i in range(1, workers + 1)}
+        self.wait_workers(workers)
+        return procs
+
     def cli(self, *argv: str, timeout: float = 300, check: bool = True) -> subprocess.CompletedProcess:
         cmd = [os.path.join(self.bin, "convoy-coordinator"), *argv]
         if self.endpoint and argv[0] in ("submit", "status", "cancel", "workers") or (argv[0] == "plan" and "--workers" not in argv):
@@ -184,6 +191,12 @@ class Cluster:
             f.write(f"batch_size: {batch_size or entry['batch_size']}\n")
         return os.path.join(folder, "job.yaml")
 
+    def submit_wait_and_compare(self, model: str, name: str, timeout: float = 300):
+        """`submit --wait` of the fixture job NAME for `model`; its outputs must equal PyTorch's."""
+        job = self.job(model, name)
+        self.cli("submit", job, "--wait", timeout=timeout)
+        self.expect_pytorch(job, model)
+
     def expect_pytorch(self, job_yaml: str, model: str):
         with open(os.path.join(self.fixtures, "manifest.json")) as f:
             tol = float(json.load(f).get("tolerance", {}).get("float_rel_l2", 1e-4))
@@ -232,10 +245,7 @@ def submitted_job(proc: subprocess.CompletedProcess) -> int:
 def daemons_submit_wait(c: Cluster):
     """serve + two workers started separately, `submit --wait` of pipelines (max_replicas 1: a stage
     per worker, activations worker to worker), outputs = PyTorch's = --workers 0."""
-    c.serve(max_replicas=1)
-    c.worker(1)
-    c.worker(2)
-    c.wait_workers(2)
+    c.up(2, max_replicas=1)
     for model in ("resnet18", "gpt"):
         job = c.job(model, model)
         plan = c.cli("plan", job, timeout=120).stdout
@@ -254,10 +264,7 @@ def daemons_submit_wait(c: Cluster):
 @case
 def two_jobs_at_once(c: Cluster):
     """Two jobs submitted back to back both finish, in submission order, with correct outputs."""
-    c.serve()
-    c.worker(1)
-    c.worker(2)
-    c.wait_workers(2)
+    c.up(2)
     a = c.job("cnn", "a", repeat=8)
     b = c.job("seed", "b")
     ja = submitted_job(c.cli("submit", a))
@@ -273,9 +280,7 @@ def two_jobs_at_once(c: Cluster):
 @case
 def cancel_mid_job(c: Cluster):
     """A cancelled job stops part-way, reports cancelled, and the cluster runs the next job."""
-    c.serve()
-    c.worker(1)
-    c.wait_workers(1)
+    c.up(1)
     long_job = c.job("cnn", "long", repeat=400, batch_size=1)  # 2,000 micro-batches
     job = submitted_job(c.cli("submit", long_job))
     deadline = time.monotonic() + 300
@@ -290,17 +295,13 @@ def cancel_mid_job(c: Cluster):
     st = c.wait_state(job, ("cancelled",), 60)
     if not 0 < st["samples_done"] < st["samples_total"]:
         raise AssertionError(f"cancelled job did {st['samples_done']} of {st['samples_total']} samples")
-    after = c.job("seed", "after")
-    c.cli("submit", after, "--wait", timeout=300)
-    c.expect_pytorch(after, "seed")
+    c.submit_wait_and_compare("seed", "after")
 
 
 @case
 def worker_joins_mid_job(c: Cluster):
     """A worker that registers while a job runs is listed and used by the next job; nothing is lost."""
-    c.serve()
-    c.worker(1)
-    c.wait_workers(1)
+    c.up(1)
     job_yaml = c.job("cnn", "first", repeat=60, batch_size=1)
     job = submitted_job(c.cli("submit", job_yaml))
     c.wait_state(job, ("running", "done"), 300)
@@ -310,9 +311,7 @@ def worker_joins_mid_job(c: Cluster):
     if st["state"] != "done":
         raise AssertionError(f"job {st['state']}: {st.get('error')}")
     c.expect_same_as_local(job_yaml)
-    second = c.job("resnet18", "second")
-    c.cli("submit", second, "--wait", timeout=600)
-    c.expect_pytorch(second, "resnet18")
+    c.submit_wait_and_compare("resnet18", "second", timeout=600)
 
 
 @case
@@ -338,9 +337,7 @@ def garbage_messages(c: Cluster):
         ctx.term()
     time.sleep(0.5)
     c.check_alive()
-    job = c.job("seed", "after_garbage")
-    c.cli("submit", job, "--wait", timeout=300)
-    c.expect_pytorch(job, "seed")
+    c.submit_wait_and_compare("seed", "after_garbage")
     with open(c.logs[c.server.pid], errors="replace") as f:
         if "dropped" not in f.read():
             raise AssertionError("the coordinator did not log the dropped messages")
@@ -363,17 +360,13 @@ def shipped_configs(c: Cluster):
         c.start([os.path.join(c.bin, "convoy-worker"), "--config", os.path.join(configs, "worker.yaml")],
                 f"worker{i}")
     c.wait_workers(2)
-    job = c.job("resnet18", "shipped")
-    c.cli("submit", job, "--wait", timeout=600)
-    c.expect_pytorch(job, "resnet18")
+    c.submit_wait_and_compare("resnet18", "shipped", timeout=600)
 
 
 @case
 def worker_sigterm_drains(c: Cluster):
     """SIGTERM: the worker deregisters and exits 0; the coordinator lists it no more."""
-    c.serve()
-    w = c.worker(1)
-    c.wait_workers(1)
+    w = c.up(1)["w1"]
     w.send_signal(signal.SIGTERM)
     rc = w.wait(timeout=60)
     if rc != 0:
@@ -410,6 +403,16 @@ def coordinator_log(c: Cluster) -> str:
         return f.read()
 
 
+def long_job_losing_a_stage(c: Cluster, name: str):
+    """Two workers and a 3,000-micro-batch job NAME; once it makes progress, the worker holding its last
+    stage (to be stopped by the caller). Returns (job file, job id, that worker's name, its process)."""
+    procs = c.up(2)
+    job_yaml = c.job("cnn", name, repeat=600, batch_size=1)  # 3,000 micro-batches
+    job = submitted_job(c.cli("submit", job_yaml))
+    victim = last_stage_holder(wait_progress(c, job))
+    return job_yaml, job, victim, procs[victim]
+
+
 def expect_replayed(c: Cluster, job: int, job_yaml: str, lost: str, how: str):
     st = c.wait_state(job, ("done", "failed", "cancelled"), 600)
     if st["state"] != "done":
@@ -434,14 +437,9 @@ def worker_killed_mid_job(c: Cluster):
     """SIGKILL of a worker holding a stage mid-job: the coordinator declares it dead (missed
     heartbeats), re-plans over the survivor, replays the outstanding micro-batches; the job is done with
     outputs = --workers 0."""
-    c.serve()
-    procs = {"w1": c.worker(1), "w2": c.worker(2)}
-    c.wait_workers(2)
-    job_yaml = c.job("cnn", "killed", repeat=600, batch_size=1)  # 3,000 micro-batches
-    job = submitted_job(c.cli("submit", job_yaml))
-    victim = last_stage_holder(wait_progress(c, job))
-    procs[victim].kill()
-    procs[victim].wait(timeout=10)
+    job_yaml, job, victim, proc = long_job_losing_a_stage(c, "killed")
+    proc.kill()
+    proc.wait(timeout=10)
     print(f"killed {victim} (SIGKILL)", flush=True)
     expect_replayed(c, job, job_yaml, victim, "missed 3 heartbeats")
 
@@ -450,14 +448,9 @@ def worker_killed_mid_job(c: Cluster):
 def worker_sigterm_mid_job(c: Cluster):
     """SIGTERM of a worker holding a stage mid-job: it drains and deregisters (exit 0); the coordinator
     re-plans over the survivor and replays what was outstanding; the job is done, outputs = --workers 0."""
-    c.serve()
-    procs = {"w1": c.worker(1), "w2": c.worker(2)}
-    c.wait_workers(2)
-    job_yaml = c.job("cnn", "terminated", repeat=600, batch_size=1)
-    job = submitted_job(c.cli("submit", job_yaml))
-    victim = last_stage_holder(wait_progress(c, job))
-    procs[victim].send_signal(signal.SIGTERM)
-    rc = procs[victim].wait(timeout=60)
+    job_yaml, job, victim, proc = long_job_losing_a_stage(c, "terminated")
+    proc.send_signal(signal.SIGTERM)
+    rc = proc.wait(timeout=60)
     if rc != 0:
         raise AssertionError(f"{victim} exited {rc} on SIGTERM")
     print(f"stopped {victim} (SIGTERM)", flush=True)
@@ -468,9 +461,7 @@ def worker_sigterm_mid_job(c: Cluster):
 def last_worker_killed_waits(c: Cluster):
     """SIGKILL of the only worker mid-job: the job waits in `planning` (up to stage_ready_timeout_s)
     until a worker registers, then resumes and is done with outputs = --workers 0."""
-    c.serve(stage_ready_timeout_s=120)
-    first = c.worker(1)
-    c.wait_workers(1)
+    first = c.up(1, stage_ready_timeout_s=120)["w1"]
     job_yaml = c.job("cnn", "orphaned", repeat=600, batch_size=1)
     job = submitted_job(c.cli("submit", job_yaml))
     done_before = wait_progress(c, job)["samples_done"]

@@ -118,6 +118,14 @@ std::vector<JobStatusInfo> status(Peer& client, uint64_t job) {
   return out;
 }
 
+// The registered workers (a WorkersReply).
+wire::InMessage workers_reply(Peer& client) {
+  wire::OutMessage m;
+  m.envelope().getBody().initWorkersRequest();
+  client.send(std::move(m));
+  return client.expect(Body::WORKERS_REPLY);
+}
+
 ClusterConfig loopback_config() {
   ClusterConfig c;
   c.listen = "tcp://127.0.0.1:*";
@@ -499,12 +507,7 @@ TEST_CASE("coordinator: malformed client messages get an ErrorReply and the daem
   }
   CHECK(status(client, 1).at(0).state == "cancelled");
   CHECK(status(client, 2).at(0).state == "queued");
-  {
-    wire::OutMessage m;
-    m.envelope().getBody().initWorkersRequest();
-    client.send(std::move(m));
-    CHECK(client.expect(Body::WORKERS_REPLY).envelope().getBody().getWorkersReply().getWorkers().size() == 0);
-  }
+  CHECK(workers_reply(client).envelope().getBody().getWorkersReply().getWorkers().size() == 0);
   CHECK_THAT(log.str(), Contains("warning: dropped message from"));
   coordinator.stop();
   fs::remove_all(dir);
@@ -518,30 +521,10 @@ TEST_CASE("coordinator: a job streams through a worker within its credits and la
   fs::path dir = seed_copy("stream");
 
   // The fake worker: a control DEALER and a bound data ROUTER.
-  Peer control(coordinator.endpoint());
-  zmq::socket_t data(control.ctx, zmq::socket_type::router);
-  data.set(zmq::sockopt::linger, 0);
-  data.bind("tcp://127.0.0.1:*");
-  std::string data_endpoint = data.get(zmq::sockopt::last_endpoint);
-  control.hello(schema::Role::WORKER);
-  control.expect(Body::HELLO_REPLY);
-  {
-    wire::OutMessage m;
-    auto r = m.envelope().getBody().initRegister();
-    r.setWorkerName("fake");
-    r.setHost("localhost");
-    r.setPid(static_cast<uint32_t>(getpid()));
-    r.setDataEndpoint(data_endpoint);
-    r.setThreads(1);
-    auto d = r.initDevices(1);
-    d[0].setName("cpu");
-    d[0].setBackend("reference");
-    d[0].setGemmGflops(10);
-    d[0].setCopyGbps(10);
-    d[0].setMemoryBytes(1ull << 30);
-    control.send(std::move(m));
-  }
-  uint32_t worker_id = control.expect(Body::REGISTERED).envelope().getBody().getRegistered().getWorkerId();
+  FakeWorker fake(coordinator.endpoint(), "fake");
+  Peer& control = fake.control;
+  zmq::socket_t& data = fake.data;
+  uint32_t worker_id = fake.id;
   {
     wire::OutMessage bad;  // a malformed Register from a worker is dropped, the registration stands
     bad.envelope().getBody().initRegister().setWorkerName("");
@@ -622,10 +605,7 @@ TEST_CASE("coordinator: a job streams through a worker within its credits and la
   for (int64_t i = 0; i < x.numel(); ++i) CHECK(out.get_double(i) == x.get_double(i));
 
   {
-    wire::OutMessage m;
-    m.envelope().getBody().initWorkersRequest();
-    client.send(std::move(m));
-    auto w = client.expect(Body::WORKERS_REPLY);
+    auto w = workers_reply(client);
     REQUIRE(w.envelope().getBody().getWorkersReply().getWorkers().size() == 1);
     CHECK(w.envelope().getBody().getWorkersReply().getWorkers()[0].getWorkerId() == worker_id);
   }

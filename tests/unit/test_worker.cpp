@@ -264,6 +264,29 @@ struct Fixture {
   }
 };
 
+// Makes `g` one registry op (`kind`, `overload`) of its input x and `constants`, in that order.
+void one_op_graph(Graph& g, const std::string& kind, const std::string& overload,
+                  const std::vector<IValue>& constants) {
+  std::vector<Value*> inputs = {g.top()->add_param(Type::tensor(), "x")};
+  for (const IValue& c : constants) inputs.push_back(g.constant(c));
+  Node* n = g.top()->append(kind, inputs, 1);
+  n->op = registry().find(kind, overload);
+  REQUIRE(n->op);
+  n->outputs[0]->type = Type::tensor();
+  g.top()->returns.push_back(n->outputs[0]);
+}
+
+// Assigns the whole model as stage 0 of job 1 (default options) and waits for stageReady.
+void assign_whole_model(FakeCoordinator& coordinator, const Fixture& f) {
+  coordinator.send(make_assign(*f.model.graph, AssignOptions{}));
+  coordinator.expect(Body::STAGE_READY);
+}
+
+// Micro-batches 0..n-1 of job 1, two samples each.
+void send_batches(Upstream& up, const Fixture& f, int n) {
+  for (int seq = 0; seq < n; ++seq) up.send(make_batch(1, 0, static_cast<uint64_t>(seq), {f.batch(0, 2)}));
+}
+
 }  // namespace
 
 TEST_CASE("worker daemon: handshake, assignment, micro-batches, and malformed messages dropped") {
@@ -350,14 +373,8 @@ TEST_CASE("worker daemon: handshake, assignment, micro-batches, and malformed me
   // A graph whose weights it has never seen, sent without them → missingWeights naming a hash.
   {
     Graph g;
-    Value* x = g.top()->add_param(Type::tensor(), "x");
-    Tensor w = Tensor::full({64, 64}, DType::kFloat32, 3.0);
-    Value* c = g.constant(IValue(w));
-    Node* add = g.top()->append("aten::add", {x, c, g.constant(IValue(int64_t{1}))}, 1);
-    add->op = registry().find("aten::add", "Tensor");
-    REQUIRE(add->op);
-    add->outputs[0]->type = Type::tensor();
-    g.top()->returns.push_back(add->outputs[0]);
+    one_op_graph(g, "aten::add", "Tensor",
+                 {IValue(Tensor::full({64, 64}, DType::kFloat32, 3.0)), IValue(int64_t{1})});
     AssignOptions m;
     m.job = 3;
     m.send_weights = false;
@@ -442,14 +459,7 @@ TEST_CASE("worker daemon: two stages on two workers pass activations directly") 
 
   // Stage 1 on b: x → x * 2.
   Graph second;
-  {
-    Value* x = second.top()->add_param(Type::tensor(), "x");
-    Node* mul = second.top()->append("aten::mul", {x, second.constant(IValue(2.0))}, 1);
-    mul->op = registry().find("aten::mul", "Scalar");
-    REQUIRE(mul->op);
-    mul->outputs[0]->type = Type::tensor();
-    second.top()->returns.push_back(mul->outputs[0]);
-  }
+  one_op_graph(second, "aten::mul", "Scalar", {IValue(2.0)});
   AssignOptions o1;
   o1.stage = 1;
   coordinator.worker = id_b;
@@ -481,12 +491,10 @@ TEST_CASE("worker daemon: stop drains queued micro-batches, then deregisters") {
   FakeCoordinator coordinator;
   InProcessWorker w(coordinator.endpoint, "reference", "w-drain");
   std::string data = coordinator.handshake(3);
-  AssignOptions o;
-  coordinator.send(make_assign(*f.model.graph, o));
-  coordinator.expect(Body::STAGE_READY);
+  assign_whole_model(coordinator, f);
   Upstream up(data);
   const int n = 6;
-  for (int seq = 0; seq < n; ++seq) up.send(make_batch(1, 0, static_cast<uint64_t>(seq), {f.batch(0, 2)}));
+  send_batches(up, f, n);
   // Let them reach the worker's socket, then stop: every one is answered before the deregister.
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   int status = -1;
@@ -517,12 +525,10 @@ TEST_CASE("convoy-worker: SIGTERM finishes queued micro-batches, deregisters and
     _exit(127);
   }
   std::string data = coordinator.handshake(9, 100, pid);
-  AssignOptions o;
-  coordinator.send(make_assign(*f.model.graph, o));
-  coordinator.expect(Body::STAGE_READY);
+  assign_whole_model(coordinator, f);
   Upstream up(data);
   const int n = 5;
-  for (int seq = 0; seq < n; ++seq) up.send(make_batch(1, 0, static_cast<uint64_t>(seq), {f.batch(0, 2)}));
+  send_batches(up, f, n);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   REQUIRE(kill(pid, SIGTERM) == 0);
   for (int i = 0; i < n; ++i) coordinator.expect(Body::RESULT);

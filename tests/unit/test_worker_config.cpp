@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <vector>
 
 #include "runtime/error.h"
 #include "runtime/sha256.h"
@@ -88,53 +89,33 @@ TEST_CASE("worker config: every key parsed") {
 }
 
 TEST_CASE("worker config: errors name the file, the line and the key") {
-  std::string e = load_error("backend: opencl\nname: w\nheartbeat: 100\n");
-  CHECK_THAT(e, Catch::Contains("bad.yaml:3: unknown key 'heartbeat'"));
-  CHECK_THAT(e, Catch::Contains("heartbeat_ms"));  // lists the keys it knows
-
-  e = load_error("name: w\nbackend: cuda\n");
-  CHECK_THAT(e, Catch::Contains("bad.yaml:2: 'backend' must be opencl or reference, not 'cuda'"));
-
-  e = load_error("threads: many\n");
-  CHECK_THAT(e, Catch::Contains("bad.yaml:1: 'threads' must be an integer from 0 to 4096, not 'many'"));
-
-  e = load_error("\n\nthreads: -1\n");
-  CHECK_THAT(e, Catch::Contains("bad.yaml:3: 'threads' must be an integer"));
-
-  e = load_error("coordinator: localhost:7700\n");
-  CHECK_THAT(e, Catch::Contains("bad.yaml:1: 'coordinator' must be a ZeroMQ endpoint"));
-
-  e = load_error("coordinator: tcp://127.0.0.1:*\n");  // a port '*' only binds
-  CHECK_THAT(e, Catch::Contains("bad.yaml:1: 'coordinator'"));
-
-  e = load_error("data_bind: udp://x:1\n");
-  CHECK_THAT(e, Catch::Contains("bad.yaml:1: 'data_bind'"));
-
-  e = load_error("cpus: [0, x]\n");
-  CHECK_THAT(e, Catch::Contains("bad.yaml:1: 'cpus'"));
-
-  e = load_error("cpus: 3-1\n");
-  CHECK_THAT(e, Catch::Contains("bad.yaml:1"));
-  CHECK_THAT(e, Catch::Contains("empty"));
-
-  e = load_error("heartbeat_ms: 1\n");
-  CHECK_THAT(e, Catch::Contains("bad.yaml:1: 'heartbeat_ms' must be an integer from 10 to 60000, not 1"));
-
-  e = load_error("log_level: loud\n");
-  CHECK_THAT(e, Catch::Contains("bad.yaml:1: 'log_level' must be error, warning, info or debug, not 'loud'"));
-
-  e = load_error("advertise_host: tcp://x\n");
-  CHECK_THAT(e, Catch::Contains("bad.yaml:1: 'advertise_host'"));
-
-  e = load_error("name: [a, b]\n");
-  CHECK_THAT(e, Catch::Contains("bad.yaml:1: 'name' must be a string"));
-
-  e = load_error("- a\n- b\n");
-  CHECK_THAT(e, Catch::Contains("bad.yaml: a worker config must be a mapping"));
-
-  e = load_error("name: [unclosed\n");
-  CHECK_THAT(e, Catch::Contains("bad.yaml:"));
-  CHECK_THAT(e, Catch::Contains("invalid YAML"));
+  struct BadConfig {
+    const char* yaml;
+    std::vector<const char*> says;  // each a part of the error
+  };
+  const std::vector<BadConfig> cases = {
+      {"backend: opencl\nname: w\nheartbeat: 100\n",
+       {"bad.yaml:3: unknown key 'heartbeat'", "heartbeat_ms"}},  // lists the keys it knows
+      {"name: w\nbackend: cuda\n", {"bad.yaml:2: 'backend' must be opencl or reference, not 'cuda'"}},
+      {"threads: many\n", {"bad.yaml:1: 'threads' must be an integer from 0 to 4096, not 'many'"}},
+      {"\n\nthreads: -1\n", {"bad.yaml:3: 'threads' must be an integer"}},
+      {"coordinator: localhost:7700\n", {"bad.yaml:1: 'coordinator' must be a ZeroMQ endpoint"}},
+      {"coordinator: tcp://127.0.0.1:*\n", {"bad.yaml:1: 'coordinator'"}},  // a port '*' only binds
+      {"data_bind: udp://x:1\n", {"bad.yaml:1: 'data_bind'"}},
+      {"cpus: [0, x]\n", {"bad.yaml:1: 'cpus'"}},
+      {"cpus: 3-1\n", {"bad.yaml:1", "empty"}},
+      {"heartbeat_ms: 1\n", {"bad.yaml:1: 'heartbeat_ms' must be an integer from 10 to 60000, not 1"}},
+      {"log_level: loud\n", {"bad.yaml:1: 'log_level' must be error, warning, info or debug, not 'loud'"}},
+      {"advertise_host: tcp://x\n", {"bad.yaml:1: 'advertise_host'"}},
+      {"name: [a, b]\n", {"bad.yaml:1: 'name' must be a string"}},
+      {"- a\n- b\n", {"bad.yaml: a worker config must be a mapping"}},
+      {"name: [unclosed\n", {"bad.yaml:", "invalid YAML"}},
+  };
+  for (const BadConfig& c : cases) {
+    CAPTURE(c.yaml);
+    std::string e = load_error(c.yaml);
+    for (const char* part : c.says) CHECK_THAT(e, Catch::Contains(part));
+  }
 
   CHECK_THROWS_WITH(load_worker_config("/nonexistent/worker.yaml"), Catch::Contains("not found"));
 }
