@@ -51,6 +51,7 @@ ClusterConfig parse_cluster_config(const std::string& text, const std::string& f
       "listen, heartbeat_ms, missed_heartbeats, max_in_flight, backend, min_workers, stage_ready_timeout_s, "
       "max_replicas, op_overhead_us";
   for (const auto& kv : root) {
+    CONVOY_CHECK(kv.first.IsScalar(), where(file, kv.first), ": keys must be names (", kKeys, ")");
     std::string key = kv.first.as<std::string>();
     const YAML::Node& v = kv.second;
     if (key == "listen") {

@@ -33,6 +33,8 @@ JobSpec load_job_spec(const std::string& path) {
                ": a job file must be a mapping with keys model, inputs, output, batch_size");
   static const std::set<std::string> kKeys = {"model", "inputs", "output", "batch_size"};
   for (const auto& kv : root) {
+    CONVOY_CHECK(kv.first.IsScalar(), where(path, kv.first),
+                 ": keys must be names (model, inputs, output, batch_size)");
     std::string key = kv.first.as<std::string>();
     CONVOY_CHECK(kKeys.count(key), where(path, kv.first), ": unknown key '", key,
                  "' (expected one of: model, inputs, output, batch_size)");

@@ -712,7 +712,12 @@ struct Worker::Impl {
         std::optional<wire::InMessage> m;
         try {
           m = wire::InMessage::receive(raw->socket, false, false);
-          if (!m) return;
+        } catch (const std::exception& e) {  // the socket itself failed: do not spin on it
+          log.write(LogLevel::kWarning, "receiving from ", endpoint, " failed: ", e.what());
+          return;
+        }
+        if (!m) return;
+        try {
           auto body = m->envelope().getBody();
           if (body.which() == schema::Envelope::Body::ERROR)
             log.write(LogLevel::kWarning, "the next stage at ", endpoint,

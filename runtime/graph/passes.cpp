@@ -23,14 +23,9 @@ bool op_has_effects(const std::string& kind) {
 
 namespace {
 
+// An op with an effect, or a control-flow node whose blocks hold one: never removed or folded.
 bool has_side_effects(const Node* node) {
-  const std::string& k = node->kind;
-  if (is_inplace_kind(k)) return true;
-  static const std::set<std::string> kEffectful = {
-      "prim::RaiseException", "aten::append", "aten::insert", "aten::pop",
-      "aten::remove",         "aten::clear",  "aten::extend", "aten::_set_item",
-      "aten::__setitem__",    "prim::Print",  "aten::warn"};
-  if (kEffectful.count(k)) return true;
+  if (op_has_effects(node->kind)) return true;
   for (const auto& b : node->blocks)
     for (const auto& n : b->nodes)
       if (has_side_effects(n.get())) return true;

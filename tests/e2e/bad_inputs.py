@@ -24,6 +24,8 @@ CASES = [
     "mismatched_sample_counts", "npy_bad_magic", "npy_truncated_data", "npy_fortran_order",
     "npy_big_endian", "yaml_unknown_key", "yaml_missing_key", "yaml_batch_size_zero", "yaml_syntax_error",
     "missing_model_file", "missing_job_file", "usage_no_job", "usage_unknown_flag",
+    "yaml_key_not_a_name", "wrong_input_shape_on_workers", "unsupported_op_on_workers",
+    "cluster_yaml_unknown_key", "worker_yaml_unknown_key", "worker_yaml_bad_value",
 ]
 
 if __name__ == "__main__" and "--list" in sys.argv[1:]:
@@ -52,8 +54,9 @@ class Case:
 
     def __init__(self, job: Optional[str], fragments: List[str], exit_code: int = 1,
                  args: Optional[List[str]] = None, must_not_exist: Optional[str] = None,
-                 output_dir: Optional[str] = None):
+                 output_dir: Optional[str] = None, program: str = "convoy-coordinator"):
         self.job = job
+        self.program = program  # a binary next to the coordinator
         self.fragments = fragments
         self.exit_code = exit_code
         self.args = args  # replaces ["run", job, "--workers", "0", "--backend", "reference"]
@@ -164,8 +167,8 @@ def make_case(name: str, folder: str, fixtures: str) -> Case:
                         replace={"data.pkl": payload})
         return Case(write_job(folder), [r"model\.pt"] + fragments, must_not_exist=marker)
 
-    if name == "unsupported_op":
-        import torch  # only this case needs torch
+    if name in ("unsupported_op", "unsupported_op_on_workers"):
+        import torch  # only these cases need torch
 
         class Exotic(torch.nn.Module):
             def forward(self, x, h):
@@ -176,7 +179,9 @@ def make_case(name: str, folder: str, fixtures: str) -> Case:
         for i, t in enumerate((x, h)):
             np.save(os.path.join(folder, f"input_{i}.npy"), t)
         # The op and where it is in the archive's code (a line number).
-        return Case(write_job(folder), [r"special_bessel_j0", r"line\s*\d+|\.py:\d+"])
+        job = write_job(folder)
+        args = ["run", job, "--workers", "2", "--backend", "reference"] if name.endswith("workers") else None
+        return Case(job, [r"special_bessel_j0", r"line\s*\d+|\.py:\d+"], args=args)
 
     if name == "wrong_input_count":
         copy_seed(fixtures, folder)
@@ -186,6 +191,13 @@ def make_case(name: str, folder: str, fixtures: str) -> Case:
         copy_seed(fixtures, folder)
         np.save(os.path.join(folder, "input_0.npy"), np.concatenate([x, x[:, :1]], axis=1))  # 12x5, not 12x4
         return Case(write_job(folder), [r"\b5\b", r"\b4\b"])
+
+    if name == "wrong_input_shape_on_workers":
+        # The same mistake through the distributed path: a local cluster of one worker.
+        copy_seed(fixtures, folder)
+        np.save(os.path.join(folder, "input_0.npy"), np.concatenate([x, x[:, :1]], axis=1))
+        job = write_job(folder)
+        return Case(job, [r"\b5\b", r"\b4\b"], args=["run", job, "--workers", "1", "--backend", "reference"])
 
     if name == "wrong_input_dtype":
         copy_seed(fixtures, folder)
@@ -267,6 +279,35 @@ def make_case(name: str, folder: str, fixtures: str) -> Case:
     if name == "usage_no_job":
         return Case(None, [], exit_code=2, args=["run"])
 
+    if name == "yaml_key_not_a_name":
+        copy_seed(fixtures, folder)
+        text = ("model: model.pt\n"
+                "inputs: [input_0.npy, input_1.npy]\n"
+                "? [output]\n"
+                ": out\n"
+                "batch_size: 3\n")
+        return Case(write_job(folder, text=text), [r"job\.yaml", r"\b3\b", r"keys must be names"])
+
+    if name == "cluster_yaml_unknown_key":
+        path = os.path.join(folder, "cluster.yaml")
+        with open(path, "w") as f:
+            f.write("listen: tcp://127.0.0.1:0\nmax_inflight: 3\n")
+        return Case(None, [r"cluster\.yaml", r"\b2\b", r"max_inflight"], args=["serve", "--config", path])
+
+    if name == "worker_yaml_unknown_key":
+        path = os.path.join(folder, "worker.yaml")
+        with open(path, "w") as f:
+            f.write("coordinator: tcp://127.0.0.1:1\nbackend: reference\nheartbeat: 100\n")
+        return Case(None, [r"worker\.yaml", r"\b3\b", r"heartbeat"], args=["--config", path],
+                    program="convoy-worker")
+
+    if name == "worker_yaml_bad_value":
+        path = os.path.join(folder, "worker.yaml")
+        with open(path, "w") as f:
+            f.write("backend: cuda\n")
+        return Case(None, [r"worker\.yaml", r"\b1\b", r"backend", r"cuda"], args=["--config", path],
+                    program="convoy-worker")
+
     if name == "usage_unknown_flag":
         copy_seed(fixtures, folder)
         job = write_job(folder)
@@ -323,7 +364,8 @@ def main() -> int:
     shutil.rmtree(folder, ignore_errors=True)
     os.makedirs(folder)
     case = make_case(args.case, folder, os.path.abspath(args.fixtures))
-    cmd = [args.coordinator] + (case.args or ["run", case.job, "--workers", "0", "--backend", "reference"])
+    program = os.path.join(os.path.dirname(os.path.abspath(args.coordinator)), case.program)
+    cmd = [program] + (case.args or ["run", case.job, "--workers", "0", "--backend", "reference"])
     print("$ " + " ".join(cmd), flush=True)
     try:
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, errors="replace",

@@ -271,6 +271,10 @@ TEST_CASE("coordinator: cluster files are validated with file, line and key", "[
   CHECK_THAT(error_of([] { parse_cluster_config("heartbeat_ms: [1]\n", "c.yaml"); }),
              Contains("'heartbeat_ms' must be an integer"));
   CHECK_THAT(error_of([] { parse_cluster_config("- a\n- b\n", "c.yaml"); }), Contains("must be a mapping"));
+  CHECK_THAT(error_of([] { parse_cluster_config("? [a]\n: 1\n", "c.yaml"); }),
+             Contains("c.yaml:1: keys must be names"));
+  CHECK_THAT(error_of([] { parse_cluster_config("max_replicas: 1\nop_overhead_us: -2\n", "c.yaml"); }),
+             Contains("c.yaml:2: 'op_overhead_us'"));
   CHECK_THAT(error_of([] { load_cluster_config("/nonexistent/cluster.yaml"); }), Contains("not found"));
 
 #ifdef CONVOY_SOURCE_DIR
