@@ -348,11 +348,19 @@ def shipped_configs(c: Cluster):
     """configs/cluster.yaml and configs/worker.yaml as shipped (port 7700), two workers, and
     `submit JOB.yaml --wait` with no other flag."""
     configs = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "configs")
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", 7700))
-        except OSError:
-            raise AssertionError("port 7700 (configs/cluster.yaml's listen) is in use on this machine")
+    # SO_REUSEADDR as ZeroMQ sets it: connections of an earlier run in TIME_WAIT do not block the port,
+    # a listener does. Wait a little for one that is shutting down.
+    deadline = time.monotonic() + 15
+    while True:
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind(("127.0.0.1", 7700))
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError("port 7700 (configs/cluster.yaml's listen) is in use on this machine")
+        time.sleep(0.5)
     c.endpoint = ""  # the CLI's default, like the configs'
     c.server = c.start([os.path.join(c.bin, "convoy-coordinator"), "serve", "--config",
                         os.path.join(configs, "cluster.yaml")], "coordinator")
@@ -404,10 +412,10 @@ def coordinator_log(c: Cluster) -> str:
 
 
 def long_job_losing_a_stage(c: Cluster, name: str):
-    """Two workers and a 3,000-micro-batch job NAME; once it makes progress, the worker holding its last
+    """Two workers and a 5,000-micro-batch job NAME; once it makes progress, the worker holding its last
     stage (to be stopped by the caller). Returns (job file, job id, that worker's name, its process)."""
     procs = c.up(2)
-    job_yaml = c.job("cnn", name, repeat=600, batch_size=1)  # 3,000 micro-batches
+    job_yaml = c.job("cnn", name, repeat=1000, batch_size=1)  # 5,000 micro-batches
     job = submitted_job(c.cli("submit", job_yaml))
     victim = last_stage_holder(wait_progress(c, job))
     return job_yaml, job, victim, procs[victim]
