@@ -1,5 +1,9 @@
 // The GEMM dispatcher: measures every provider once per shape class at plan time, remembers the fastest
 // (in memory and in the cache folder) and dispatches to it.
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
@@ -78,7 +82,8 @@ struct GemmDispatcher::State {
   }
 
   // File format: the header, then "<packed class>\t<class key>\t<provider>" and "\t<provider>=<seconds>"
-  // per measurement.
+  // per measurement. Adds the file's choices for classes not yet in `choices` (a class this process
+  // has already planned with keeps its provider: enqueue() must find it warmed).
   void load_choices() {
     std::string text;
     if (!read_file(choices_path(cache_dir, target.device), text) || text.rfind(header, 0) != 0) return;
@@ -91,8 +96,29 @@ struct GemmDispatcher::State {
       if (!(fields >> packed >> choice.key >> choice.provider)) continue;
       if (std::none_of(all.begin(), all.end(), [&](GemmProvider* p) { return p->name() == choice.provider; }))
         continue;
-      choices[packed] = std::move(choice);
+      choices.try_emplace(packed, std::move(choice));
     }
+  }
+
+  // Several processes on one device (workers of one host, a worker and `run --workers 0`) must make
+  // the same choice for a class, or the same stage would sum in different orders in different
+  // processes. Under an exclusive lock on the cache folder's lock file, the first choice stored for a
+  // class is the one every process adopts: `fn` runs with the file's choices merged in.
+  template <typename Fn>
+  void with_choices_file_locked(Fn&& fn) {
+    const std::filesystem::path lock_path = choices_path(cache_dir, target.device).string() + ".lock";
+    std::error_code ec;
+    std::filesystem::create_directories(lock_path.parent_path(), ec);
+    const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0) ::flock(fd, LOCK_EX);
+    try {
+      load_choices();
+      fn();
+    } catch (...) {
+      if (fd >= 0) ::close(fd);  // closing releases the lock
+      throw;
+    }
+    if (fd >= 0) ::close(fd);
   }
 
   void store_choices() const {
@@ -145,6 +171,14 @@ void GemmDispatcher::warm_up(const GemmArgs& shape) {
     s.by_name(it->second.provider).warm_up(scratch.args());
     return;
   }
+  // Another process may have measured this class since this one loaded the file.
+  s.with_choices_file_locked([] {});
+  if (auto it = s.choices.find(shape_class.packed()); it != s.choices.end()) {
+    if (!s.warmed.insert(exact_shape(shape, it->second.provider)).second) return;
+    ScratchOperands scratch(s.target, shape);
+    s.by_name(it->second.provider).warm_up(scratch.args());
+    return;
+  }
   ScratchOperands scratch(s.target, shape);
 
   // Warm every candidate (compiles kernels, sizes buffers), then time them in interleaved rounds
@@ -178,9 +212,13 @@ void GemmDispatcher::warm_up(const GemmArgs& shape) {
     choice.measurements.push_back({std::string(candidates[i]->name()), fastest[i]});
   choice.provider =
       choice.measurements[std::min_element(fastest.begin(), fastest.end()) - fastest.begin()].provider;
-  s.warmed.insert(exact_shape(shape, choice.provider));
-  s.choices[shape_class.packed()] = std::move(choice);
-  s.store_choices();
+  s.with_choices_file_locked([&] {
+    // Another process may have stored this class while we measured: its choice stands.
+    auto [it, inserted] = s.choices.try_emplace(shape_class.packed(), std::move(choice));
+    if (inserted) s.store_choices();
+    s.warmed.insert(exact_shape(shape, it->second.provider));
+    if (!inserted) s.by_name(it->second.provider).warm_up(scratch.args());
+  });
 }
 
 void GemmDispatcher::enqueue(const GemmArgs& args, cl_event* event) {
