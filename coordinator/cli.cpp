@@ -728,7 +728,8 @@ int run_distributed(const std::string& job_path, uint32_t n, const std::string& 
   JobSpec spec = load_job_spec(job_path);
   ClusterConfig config;
   config.listen = "tcp://127.0.0.1:*";
-  config.min_workers = n;  // every local worker takes part
+  config.http_listen = "";  // no /metrics: parallel runs must not collide on a port
+  config.min_workers = n;   // every local worker takes part
   config.backend = backend;
   EmbeddedCoordinator coordinator(config, std::cerr);
   g_interrupted = 0;

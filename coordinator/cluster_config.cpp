@@ -6,6 +6,7 @@
 #include <map>
 #include <sstream>
 
+#include "coordinator/http.h"
 #include "runtime/error.h"
 #include "runtime/yaml_fields.h"
 
@@ -49,7 +50,7 @@ ClusterConfig parse_cluster_config(const std::string& text, const std::string& f
   CONVOY_CHECK(root.IsMap(), where(file, root), ": a cluster file must be a mapping of settings");
   static const char* kKeys =
       "listen, heartbeat_ms, missed_heartbeats, max_in_flight, backend, min_workers, stage_ready_timeout_s, "
-      "max_replicas, op_overhead_us";
+      "max_replicas, op_overhead_us, http_listen";
   for (const auto& kv : root) {
     CONVOY_CHECK(kv.first.IsScalar(), where(file, kv.first), ": keys must be names (", kKeys, ")");
     std::string key = kv.first.as<std::string>();
@@ -79,6 +80,15 @@ ClusterConfig parse_cluster_config(const std::string& text, const std::string& f
       c.max_replicas = integer(file, v, key, 0, 65536);
     } else if (key == "op_overhead_us") {
       c.op_overhead_us = number(file, v, key, 0, 1e6);
+    } else if (key == "http_listen") {
+      // "" (quoted) turns the HTTP server off.
+      std::optional<std::string> text = v.IsScalar() ? yaml::scalar_as<std::string>(v) : std::nullopt;
+      CONVOY_CHECK(text && (text->empty() || http::parse_host_port(*text)),
+                   where(file, v.IsNull() ? kv.first : v),  // a null value has the next line's mark
+                   ": 'http_listen' must be HOST:PORT (an IP address or localhost, a port in [0, 65535]) or "
+                   "\"\" for no HTTP server, not '",
+                   v.IsNull() ? std::string("null") : yaml::text_of(v), "'");
+      c.http_listen = *text;
     } else {
       fail(ErrorKind::kInvalidInput, where(file, kv.first), ": unknown key '", key,
            "' (expected one of: ", kKeys, ")");

@@ -18,6 +18,7 @@ struct ClusterConfig {
   double stage_ready_timeout_s = 600;           // compiling and warming a stage (PoCL builds are slow)
   uint32_t max_replicas = 0;                    // replicas per stage the planner may use; 0: any
   double op_overhead_us = 30;                   // the cost model's fixed cost per device op
+  std::string http_listen = "127.0.0.1:7701";   // HOST:PORT of /healthz and /metrics; "": none
 };
 
 // Reads and validates a cluster file. Errors are convoy::Error(kInvalidInput) like

@@ -18,6 +18,7 @@
 #include <set>
 #include <thread>
 
+#include "coordinator/http.h"
 #include "coordinator/job_progress.h"
 #include "coordinator/planner.h"
 #include "runtime/error.h"
@@ -165,6 +166,12 @@ struct Job {
   std::vector<double> stage_predicted;
 
   bool active() const { return state == JobState::PLANNING || state == JobState::RUNNING; }
+  // Since the first micro-batch went out, to the end (or now).
+  double samples_per_second() const {
+    Clock::time_point now = ended() ? finished : Clock::now();
+    double s = streaming != Clock::time_point{} ? seconds(now - streaming) : 0;
+    return s > 0 ? static_cast<double>(samples_done) / s : 0;
+  }
   bool ended() const {
     return state == JobState::DONE || state == JobState::FAILED || state == JobState::CANCELLED;
   }
@@ -205,6 +212,12 @@ struct CoordinatorServer::Impl {
   uint64_t next_request_id = 1;
   std::map<uint64_t, PendingAssignment> pending;  // by AssignStage requestId
 
+  // What /metrics counts besides the jobs' own progress.
+  uint64_t messages_dropped = 0;
+  uint64_t replays = 0;
+  std::string stop_reason;
+  std::unique_ptr<http::Server> http_server;  // last: goes first, before the state it reads
+
   Impl(boost::asio::io_context& io_, const ClusterConfig& c, const OpRegistry& r, std::ostream& l)
       : io(io_), config(c), registry(r), log(l), opset(wire::opset_hash(r)) {
     router.set(zmq::sockopt::linger, 0);
@@ -215,10 +228,16 @@ struct CoordinatorServer::Impl {
       fail(ErrorKind::kIo, "cannot listen on ", config.listen, ": ", e.what());
     }
     bound = router.get(zmq::sockopt::last_endpoint);
+    if (!config.http_listen.empty()) {  // before anything waits on the io_context: may throw
+      http::Handlers handlers{[this] { return metrics(); },
+                              [this] { return stopped ? "shutting down: " + stop_reason : std::string(); }};
+      http_server = std::make_unique<http::Server>(io, config.http_listen, std::move(handlers), log);
+    }
     watcher = std::make_unique<wire::AsioZmqWatcher>(io, router, [this] { drain(); });
     arm_liveness();
     info("listening on ", bound, " (heartbeat ", config.heartbeat_ms, " ms, max_in_flight ",
          config.max_in_flight, ", min_workers ", config.min_workers, ")");
+    if (http_server) info("metrics on http://", http_server->address(), "/metrics");
   }
 
   template <typename... Args>
@@ -273,6 +292,7 @@ struct CoordinatorServer::Impl {
               if (env.getBody().which() == Body::ERROR)
                 warn("data link ", endpoint, ": ", str(env.getBody().getError().getMessage()));
             } catch (const std::exception& e) {
+              ++messages_dropped;
               warn("dropped message from ", endpoint, ": ", e.what());
             }
             return true;
@@ -325,6 +345,7 @@ struct CoordinatorServer::Impl {
       else
         on_client_message(id, env);
     } catch (const std::exception& e) {
+      ++messages_dropped;
       warn("dropped message from ", peer_name(id), ": ", e.what());
       if (peer != peers.end() && peer->second.role == schema::Role::CLIENT)
         reply_error(id, request, ErrorReply::Kind::BAD_REQUEST,
@@ -554,6 +575,7 @@ struct CoordinatorServer::Impl {
     job.recovering += (job.recovering.empty() ? "" : "; ") + why;
     if (job.admission) {
       std::vector<int64_t> requeued = job.admission->requeue_in_flight();
+      replays += requeued.size();
       auto over = [&](int64_t seq) { return job.admission->replays(seq) > kMaxReplays; };
       if (failed_seq && over(*failed_seq)) {
         end_job(job, JobState::FAILED,
@@ -1070,6 +1092,7 @@ struct CoordinatorServer::Impl {
       warn("request from ", peer_name(id), ": ", e.what());
       reply_error(id, request, reply_kind(e.kind()), e.what());
     } catch (const std::exception& e) {  // Cap'n Proto: a malformed request
+      ++messages_dropped;
       warn("dropped message from ", peer_name(id), ": ", e.what());
       reply_error(id, request, ErrorReply::Kind::BAD_REQUEST, std::string("malformed request: ") + e.what());
     }
@@ -1147,9 +1170,7 @@ struct CoordinatorServer::Impl {
     s.setMicroBatchesDone(job.micro_batches_done);
     s.setMicroBatchesTotal(job.micro_batches_total);
     Clock::time_point now = job.ended() ? job.finished : Clock::now();
-    bool streamed = job.streaming != Clock::time_point{};
-    double streaming = streamed ? seconds(now - job.streaming) : 0;
-    s.setSamplesPerSecond(streaming > 0 ? static_cast<double>(job.samples_done) / streaming : 0);
+    s.setSamplesPerSecond(job.samples_per_second());
     s.setElapsedSeconds(job.started != Clock::time_point{} ? seconds(now - job.started) : 0);
     s.setError(job.error);
     s.setOutput(job.output);
@@ -1242,6 +1263,47 @@ struct CoordinatorServer::Impl {
         .text;
   }
 
+  // --- HTTP ----------------------------------------------------------------------------------------
+
+  http::MetricsSnapshot metrics() const {
+    http::MetricsSnapshot m;
+    m.workers = workers.size();
+    for (const auto& [jid, job] : jobs) {
+      switch (job.state) {
+        case JobState::QUEUED:
+          ++m.jobs_queued;
+          break;
+        case JobState::PLANNING:
+        case JobState::RUNNING:
+          ++m.jobs_running;
+          break;
+        case JobState::DONE:
+          ++m.jobs_done;
+          break;
+        case JobState::FAILED:
+          ++m.jobs_failed;
+          break;
+        case JobState::CANCELLED:
+          ++m.jobs_cancelled;
+          break;
+      }
+      m.micro_batches_done_total += job.micro_batches_done;
+      m.samples_done_total += job.samples_done;
+    }
+    if (active_job) {
+      const Job& job = jobs.at(active_job);
+      m.running_job = job.id;
+      m.running_job_samples_per_second = job.samples_per_second();
+      if (job.admission) m.micro_batches_in_flight = job.admission->in_flight();
+    }
+    Clock::time_point now = Clock::now();
+    for (const auto& [wid, w] : workers)
+      m.worker_list.push_back(http::WorkerMetrics{w.name, seconds(now - w.last_heartbeat), w.rss});
+    m.messages_dropped_total = messages_dropped;
+    m.replays_total = replays;
+    return m;
+  }
+
   // --- timers --------------------------------------------------------------------------------------
 
   void arm_liveness() {
@@ -1297,6 +1359,8 @@ struct CoordinatorServer::Impl {
     queue.clear();
     if (active_job) end_job(jobs.at(active_job), JobState::CANCELLED, "coordinator " + reason);
     stopped = true;
+    stop_reason = reason;
+    if (http_server) http_server->stop();  // a request already read is answered 503
     liveness.cancel();
     for (auto& [ep, l] : links) l->watcher->stop();
     links.clear();
@@ -1312,6 +1376,7 @@ CoordinatorServer::CoordinatorServer(boost::asio::io_context& io, const ClusterC
 CoordinatorServer::~CoordinatorServer() {
   if (impl_ && !impl_->stopped) {
     impl_->stopped = true;
+    if (impl_->http_server) impl_->http_server->stop();
     impl_->liveness.cancel();
     for (auto& [ep, l] : impl_->links) l->watcher->stop();
     impl_->watcher->stop();

@@ -21,6 +21,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from typing import Callable, Dict, List, Optional
 
 import numpy as np
@@ -73,7 +75,9 @@ class Cluster:
 
     def serve(self, **keys) -> subprocess.Popen:
         cfg = os.path.join(self.dir, "cluster.yaml")
-        settings = {"listen": f"'{self.endpoint}'", "heartbeat_ms": 100}
+        # A free port of its own for /metrics: cases run in parallel, the default 7701 would collide.
+        settings = {"listen": f"'{self.endpoint}'", "heartbeat_ms": 100,
+                    "http_listen": f"'127.0.0.1:{free_port()}'"}
         settings.update(keys)
         with open(cfg, "w") as f:
             f.writelines(f"{k}: {v}\n" for k, v in settings.items())
@@ -343,24 +347,137 @@ def garbage_messages(c: Cluster):
             raise AssertionError("the coordinator did not log the dropped messages")
 
 
+def http_get(url: str):
+    """(status, content type, body) of GET url; HTTP errors are answers too."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return r.status, r.headers.get("Content-Type", ""), r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("Content-Type", ""), e.read().decode()
+
+
+def raw_http(port: int, data: bytes) -> bytes:
+    """Sends `data` on a fresh connection, half-closes, returns what comes back before the close."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(data)
+        try:
+            s.shutdown(socket.SHUT_WR)
+        except OSError:  # already hung up on (a flood)
+            return b""
+        reply = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return reply
+            reply += chunk
+
+
+def parse_metrics(text: str) -> Dict[str, float]:
+    """Prometheus text → {'name{labels}': value}; every family must have # HELP and # TYPE."""
+    values, helped, typed = {}, set(), set()
+    for line in text.splitlines():
+        if line.startswith("# HELP "):
+            helped.add(line.split()[2])
+        elif line.startswith("# TYPE "):
+            typed.add(line.split()[2])
+        elif line:
+            key, value = line.rsplit(" ", 1)
+            family = key.split("{")[0]
+            if family not in helped or family not in typed:
+                raise AssertionError(f"metric {family} has no # HELP / # TYPE line before it")
+            values[key] = float(value)
+    return values
+
+
+@case
+def http_metrics(c: Cluster):
+    """The coordinator's /healthz and /metrics (Prometheus text) after a job; 404, 405, garbage and a
+    huge header over raw sockets; a silent connection; the daemon still serves a job afterwards."""
+    port = free_port()
+    c.up(2, http_listen=f"'127.0.0.1:{port}'")
+    base = f"http://127.0.0.1:{port}"
+    with open(c.logs[c.server.pid], errors="replace") as f:
+        if f"info: metrics on {base}/metrics" not in f.read():
+            raise AssertionError("the coordinator did not log its metrics address")
+    job = c.job("seed", "first")
+    c.cli("submit", job, "--wait", timeout=300)
+    (st,) = c.status(max(j["job"] for j in c.status()))
+
+    status, ctype, body = http_get(base + "/healthz")
+    if (status, body) != (200, "ok\n"):
+        raise AssertionError(f"/healthz: {status} {body!r}")
+    status, ctype, body = http_get(base + "/metrics")
+    print(body)
+    if status != 200 or not ctype.startswith("text/plain; version=0.0.4"):
+        raise AssertionError(f"/metrics: {status} {ctype!r}")
+    m = parse_metrics(body)
+    expect = {"convoy_workers": 2, 'convoy_jobs{state="done"}': 1, 'convoy_jobs{state="queued"}': 0,
+              'convoy_jobs{state="running"}': 0, 'convoy_jobs{state="failed"}': 0,
+              "convoy_samples_done_total": st["samples_total"],
+              "convoy_micro_batches_done_total": st["micro_batches_total"],
+              "convoy_micro_batches_in_flight": 0, "convoy_replays_total": 0}
+    for key, want in expect.items():
+        if m.get(key) != want:
+            raise AssertionError(f"/metrics: {key} is {m.get(key)}, expected {want}")
+    for w in ("w1", "w2"):
+        if not 0 <= m.get(f'convoy_worker_last_heartbeat_seconds{{worker="{w}"}}', -1) < 5:
+            raise AssertionError(f"/metrics: no sensible heartbeat age for {w}")
+        if m.get(f'convoy_worker_rss_bytes{{worker="{w}"}}', 0) <= 0:
+            raise AssertionError(f"/metrics: no RSS for {w}")
+    if "convoy_messages_dropped_total" not in m:
+        raise AssertionError("/metrics: no convoy_messages_dropped_total")
+
+    if http_get(base + "/nope")[0] != 404:
+        raise AssertionError("/nope is not 404")
+    req = urllib.request.Request(base + "/metrics", data=b"x", method="POST")
+    try:
+        urllib.request.urlopen(req, timeout=10)
+        raise AssertionError("POST /metrics succeeded")
+    except urllib.error.HTTPError as e:
+        if e.code != 405:
+            raise AssertionError(f"POST /metrics answered {e.code}, expected 405")
+    silent = socket.create_connection(("127.0.0.1", port), timeout=10)  # says nothing, held open
+    rng = random.Random(2)
+    for data, want in ((bytes(rng.randrange(256) for _ in range(300)) + b"\r\n\r\n", b"HTTP/1.1 400"),
+                       (b"GET /metrics HTTP/1.1\r\nX: " + b"a" * 10000 + b"\r\n\r\n", b"HTTP/1.1 431"),
+                       (b"GET /metrics HTTP/1.1\r\nX: " + b"a" * (1 << 20) + b"\r\n\r\n", b""),  # a flood
+                       (b"GET /healthz HTTP/1.1\r\nHost", b"")):
+        try:
+            reply = raw_http(port, data)
+        except OSError:  # hung up on before the whole flood was taken
+            reply = b""
+        if want and not reply.startswith(want):
+            raise AssertionError(f"raw request answered {reply[:40]!r}, expected {want!r}")
+    c.check_alive()
+    if http_get(base + "/healthz")[0] != 200:  # served while the silent connection is open
+        raise AssertionError("/healthz failed after garbage")
+
+    c.submit_wait_and_compare("seed", "after_http")
+    m = parse_metrics(http_get(base + "/metrics")[2])
+    if m.get('convoy_jobs{state="done"}') != 2 or m.get("convoy_samples_done_total") != 2 * st["samples_total"]:
+        raise AssertionError(f"/metrics after a second job: {m}")
+    silent.close()
+
+
 @case
 def shipped_configs(c: Cluster):
     """configs/cluster.yaml and configs/worker.yaml as shipped (port 7700), two workers, and
     `submit JOB.yaml --wait` with no other flag."""
     configs = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "configs")
-    # SO_REUSEADDR as ZeroMQ sets it: connections of an earlier run in TIME_WAIT do not block the port,
-    # a listener does. Wait a little for one that is shutting down.
-    deadline = time.monotonic() + 15
-    while True:
-        with socket.socket() as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind(("127.0.0.1", 7700))
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise AssertionError("port 7700 (configs/cluster.yaml's listen) is in use on this machine")
-        time.sleep(0.5)
+    # SO_REUSEADDR as ZeroMQ and the HTTP server set it: connections of an earlier run in TIME_WAIT do
+    # not block the port, a listener does. Wait a little for one that is shutting down.
+    for port, key in ((7700, "listen"), (7701, "http_listen")):
+        deadline = time.monotonic() + 15
+        while True:
+            with socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    s.bind(("127.0.0.1", port))
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        raise AssertionError(f"port {port} (configs/cluster.yaml's {key}) is in use on this machine")
+            time.sleep(0.5)
     c.endpoint = ""  # the CLI's default, like the configs'
     c.server = c.start([os.path.join(c.bin, "convoy-coordinator"), "serve", "--config",
                         os.path.join(configs, "cluster.yaml")], "coordinator")
@@ -369,6 +486,9 @@ def shipped_configs(c: Cluster):
                 f"worker{i}")
     c.wait_workers(2)
     c.submit_wait_and_compare("resnet18", "shipped", timeout=600)
+    with urllib.request.urlopen("http://127.0.0.1:7701/healthz", timeout=10) as r:
+        if r.status != 200:
+            raise AssertionError(f"/healthz on the shipped port 7701 answered {r.status}")
 
 
 @case

@@ -132,6 +132,7 @@ ClusterConfig loopback_config() {
   c.heartbeat_ms = 10000;  // the fake worker does not heartbeat
   c.max_in_flight = 2;
   c.backend = "reference";
+  c.http_listen = "";  // tests run in parallel: no fixed port
   return c;
 }
 
@@ -247,6 +248,7 @@ TEST_CASE("coordinator: cluster files are validated with file, line and key", "[
   ClusterConfig d = parse_cluster_config("", "c.yaml");
   CHECK(d.listen == "tcp://127.0.0.1:7700");
   CHECK(d.max_in_flight == 4);
+  CHECK(d.http_listen == "127.0.0.1:7701");
 
   ClusterConfig c = parse_cluster_config(
       "listen: tcp://0.0.0.0:9000\nmax_in_flight: 8\nbackend: reference\n"
@@ -277,9 +279,25 @@ TEST_CASE("coordinator: cluster files are validated with file, line and key", "[
              Contains("c.yaml:2: 'op_overhead_us'"));
   CHECK_THAT(error_of([] { load_cluster_config("/nonexistent/cluster.yaml"); }), Contains("not found"));
 
+  CHECK(parse_cluster_config("http_listen: 0.0.0.0:9100\n", "c.yaml").http_listen == "0.0.0.0:9100");
+  CHECK(parse_cluster_config("http_listen: '[::1]:0'\n", "c.yaml").http_listen == "[::1]:0");
+  CHECK(parse_cluster_config("http_listen: localhost:80\n", "c.yaml").http_listen == "localhost:80");
+  CHECK(parse_cluster_config("http_listen: \"\"\n", "c.yaml").http_listen.empty());
+  for (const char* bad : {"7701", "127.0.0.1:70000", "127.0.0.1:", ":7701", "example.com:80", "::1:7701",
+                          "http://127.0.0.1:7701", "127.0.0.1:77a"})
+    CHECK_THAT(error_of([&] {
+                 parse_cluster_config(std::string("max_replicas: 1\nhttp_listen: '") + bad + "'\n", "c.yaml");
+               }),
+               Contains("c.yaml:2: 'http_listen' must be HOST:PORT") && Contains(bad));
+  CHECK_THAT(error_of([] { parse_cluster_config("http_listen:\n", "c.yaml"); }),
+             Contains("c.yaml:1: 'http_listen'"));
+  CHECK_THAT(error_of([] { parse_cluster_config("http_listen: [a]\n", "c.yaml"); }),
+             Contains("c.yaml:1: 'http_listen' must be HOST:PORT"));
+
 #ifdef CONVOY_SOURCE_DIR
   ClusterConfig shipped = load_cluster_config(std::string(CONVOY_SOURCE_DIR) + "/configs/cluster.yaml");
   CHECK(shipped.listen == "tcp://127.0.0.1:7700");
+  CHECK(shipped.http_listen == "127.0.0.1:7701");
 #endif
 }
 
