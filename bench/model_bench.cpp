@@ -3,10 +3,11 @@
 // interleaved with this process and prints the table.
 //
 //   convoy-bench-models [--device SEL] MODEL.pt INPUT.npy [--batches N] [--output OUT.npy]
-//       loads the model as `convoy-coordinator run` does (load_model, conv/batch-norm/activation
-//       fusion, an OpenCLExecutor), runs one batch to compile the plan and one to warm up, then times N
-//       batches (default 5) and prints seconds per batch and samples/s; --output writes the first
-//       output of the last batch. CONVOY_OPENCL_PROFILE=1 adds the per-kernel profile.
+//       loads the model as `convoy-coordinator run` does (load_model, conv/batch-norm/activation and
+//       linear/activation fusion, an OpenCLExecutor), runs one batch to compile the plan and one to
+//       warm up, then times N batches (default 5) and prints seconds per batch and samples/s;
+//       --output writes the first output of the last batch. CONVOY_OPENCL_PROFILE=1 adds the
+//       per-kernel profile.
 //   convoy-bench-models --serve [--device SEL]
 //       reads commands on stdin, one per line, and answers each with one line, "ok ..." or
 //       "error: ...":
@@ -68,6 +69,7 @@ std::unique_ptr<Loaded> load(const OpRegistry& registry, opencl::Device& device,
   options.num_inputs = 1;
   m->model = load_model(model_path, registry, options);
   opencl::fuse_conv_batch_norm_activation(*m->model.graph);
+  opencl::fuse_linear_activation(*m->model.graph);
   m->executor = std::make_unique<opencl::OpenCLExecutor>(*m->model.graph, device);
   m->load_s = seconds_since(t0);
   m->inputs.emplace_back(read_npy(input_path).clone());

@@ -57,6 +57,7 @@ JobResult run_job_in_process(const JobSpec& job, const OpRegistry& registry, std
     }
     // conv → batch_norm → activation chains become one node the OpenCL backend runs as one convolution.
     opencl::fuse_conv_batch_norm_activation(*model.graph);
+    opencl::fuse_linear_activation(*model.graph);
     if (progress)
       *progress << "OpenCL device " << device->info().index << ": " << device->info().name << "\n";
     try {

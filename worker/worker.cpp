@@ -894,6 +894,7 @@ struct Worker::Impl {
       for (const Value* p : stage->graph->inputs()) stage->params.push_back(p->type);
       if (backend == "opencl") {
         opencl::fuse_conv_batch_norm_activation(*stage->graph);
+        opencl::fuse_linear_activation(*stage->graph);
         stage->accelerated = std::make_unique<opencl::OpenCLExecutor>(*stage->graph, *device);
       } else {
         stage->reference = std::make_unique<ReferenceExecutor>(*stage->graph);

@@ -1,6 +1,7 @@
 // The neural-network family on OpenCL: registration (convolution in conv.cpp, pooling in pooling.cpp,
-// normalisation in normalization.cpp), embedding, and the conv → batch_norm → activation fusion
-// (a graph rewrite into convoy::conv_bn_act; see nn.h).
+// normalisation in normalization.cpp), embedding, the conv → batch_norm → activation fusion (a graph
+// rewrite into convoy::conv_bn_act) and the linear → activation fusion (into convoy::linear_act); see
+// nn.h.
 //
 // Embedding indices out of range: when the indices are host tensors (model constants, plan-time
 // values) they are checked on the host while the plan is built, raising the reference's error. Device
@@ -12,6 +13,7 @@
 #include <unordered_map>
 
 #include "opencl/ops/launch_util.h"
+#include "opencl/ops/linalg.h"
 #include "runtime/ops/kernel_util.h"
 
 namespace convoy::opencl {
@@ -96,6 +98,9 @@ IValue run_reference_op(const char* name, const char* overload, IValueList args)
   return op->kernel(args).at(0);
 }
 
+IValue reference_activation(IValue y, const std::string& act, const IValue& min_value,
+                            const IValue& max_value);
+
 IValueList fused_reference(IValueList& a) {
   auto list = [](const IValue& v) { return v.is_int() ? IValue::int_list({v.to_int()}) : v; };
   IValue y = run_reference_op(
@@ -104,16 +109,7 @@ IValueList fused_reference(IValueList& a) {
   if (!a[10].is_none())
     y = run_reference_op("aten::batch_norm", "",
                          {y, a[7], a[8], a[9], a[10], IValue(false), IValue(0.1), a[11], IValue(false)});
-  const std::string act = a[12].to_string();
-  if (act == "relu") y = run_reference_op("aten::relu", "", {y});
-  if (act == "relu6") y = run_reference_op("aten::hardtanh", "", {y, IValue(0.0), IValue(6.0)});
-  if (act == "hardtanh") y = run_reference_op("aten::hardtanh", "", {y, a[13], a[14]});
-  if (act == "gelu") y = run_reference_op("aten::gelu", "", {y, IValue("none")});
-  if (act == "gelu_tanh") y = run_reference_op("aten::gelu", "", {y, IValue("tanh")});
-  if (act == "silu") y = run_reference_op("aten::silu", "", {y});
-  if (act == "hardswish") y = run_reference_op("aten::hardswish", "", {y});
-  if (act == "sigmoid") y = run_reference_op("aten::sigmoid", "", {y});
-  activation_named(act, a[13].to_double(), a[14].to_double());  // rejects unknown names
+  y = reference_activation(std::move(y), a[12].to_string(), a[13], a[14]);
   return {y};
 }
 
@@ -133,6 +129,38 @@ IValueList fused_opencl(OpContext& cx, IValueList& a) {
   Tensor y = lower_batch_norm_inference(cx, lower_convolution(cx, call), bn, "convoy::conv_bn_act");
   apply_conv_activation(cx, y, act);
   return {IValue(y)};
+}
+
+constexpr const char* kLinearActSchema =
+    "convoy::linear_act(Tensor input, Tensor weight, Tensor? bias, str activation, float act_min, float "
+    "act_max) -> Tensor";
+
+// The activation after y, through the registry's own kernels (shared by both fused ops' reference).
+IValue reference_activation(IValue y, const std::string& act, const IValue& min_value,
+                            const IValue& max_value) {
+  if (act == "relu") y = run_reference_op("aten::relu", "", {y});
+  if (act == "relu6") y = run_reference_op("aten::hardtanh", "", {y, IValue(0.0), IValue(6.0)});
+  if (act == "hardtanh") y = run_reference_op("aten::hardtanh", "", {y, min_value, max_value});
+  if (act == "gelu") y = run_reference_op("aten::gelu", "", {y, IValue("none")});
+  if (act == "gelu_tanh") y = run_reference_op("aten::gelu", "", {y, IValue("tanh")});
+  if (act == "silu") y = run_reference_op("aten::silu", "", {y});
+  if (act == "hardswish") y = run_reference_op("aten::hardswish", "", {y});
+  if (act == "sigmoid") y = run_reference_op("aten::sigmoid", "", {y});
+  activation_named(act, min_value.to_double(), max_value.to_double());  // rejects unknown names
+  return y;
+}
+
+IValueList linear_act_reference(IValueList& a) {
+  IValue y = run_reference_op("aten::linear", "", {a[0], a[1], a[2]});
+  return {reference_activation(std::move(y), a[3].to_string(), a[4], a[5])};
+}
+
+// The linear's GEMM with the bias and the activation in its epilogue: one launch, C written once.
+IValueList linear_act_opencl(OpContext& cx, IValueList& a) {
+  const ConvActivation act = activation_named(a[3].to_string(), a[4].to_double(), a[5].to_double());
+  const Tensor bias = optional_tensor(a[2]);
+  return {
+      IValue(linear(cx, a[0].to_tensor(), a[1].to_tensor(), bias, act.kind, act.min_value, act.max_value))};
 }
 
 // ---- the fusion pass -----------------------------------------------------------------------------
@@ -274,6 +302,38 @@ int fuse_block(Graph& graph, Block* block, const std::unordered_map<const Value*
   return fused;
 }
 
+// Replaces each aten::linear whose output's only use is a fusable activation by one linear_act node.
+int fuse_linear_block(Graph& graph, Block* block, const std::unordered_map<const Value*, int>& uses) {
+  int fused = 0;
+  for (const auto& n : block->nodes)
+    for (const auto& b : n->blocks) fused += fuse_linear_block(graph, b.get(), uses);
+  for (size_t i = 0; i < block->nodes.size(); ++i) {
+    Node* lin = block->nodes[i].get();
+    if (!lin->op || lin->outputs.size() != 1 || lin->inputs.size() != 3 ||
+        lin->op->schema.full_name() != "aten::linear")
+      continue;
+    Node* act = single_consumer(block, lin->outputs[0], uses);
+    if (!act) continue;
+    const std::optional<std::array<IValue, 3>> activation = fusable_activation(*act, lin->outputs[0]);
+    if (!activation) continue;
+    std::vector<Value*> inputs = {lin->inputs[0], lin->inputs[1], lin->inputs[2]};
+    for (const IValue& v : *activation) inputs.push_back(graph.constant(v));
+    Node* node = block->insert_before(lin, "convoy::linear_act", inputs, 1, lin->source);
+    node->op = &fused_linear_overload();
+    Value* out = act->outputs[0];
+    node->outputs[0] = out;
+    out->node = node;
+    out->index = 0;
+    erase_node(block, lin);
+    erase_node(block, act);
+    ++fused;
+    // Constants added at the top of this block shift positions: continue after the fused node.
+    for (i = 0; i < block->nodes.size() && block->nodes[i].get() != node; ++i) {
+    }
+  }
+  return fused;
+}
+
 }  // namespace
 
 const OpOverload& fused_conv_overload() {
@@ -287,6 +347,17 @@ int fuse_conv_batch_norm_activation(Graph& graph) {
   return fuse_block(graph, graph.top(), uses);
 }
 
+const OpOverload& fused_linear_overload() {
+  static const OpOverload overload{parse_schema(kLinearActSchema), linear_act_reference, nullptr};
+  return overload;
+}
+
+int fuse_linear_activation(Graph& graph) {
+  std::unordered_map<const Value*, int> uses;
+  count_uses(graph.top(), uses);
+  return fuse_linear_block(graph, graph.top(), uses);
+}
+
 void register_opencl_nn_ops(OpenCLOpTable& table) {
   register_opencl_conv_ops(table);
   register_opencl_pooling_ops(table);
@@ -295,6 +366,7 @@ void register_opencl_nn_ops(OpenCLOpTable& table) {
     return IValueList{IValue(embedding(cx, a[0].to_tensor(), a[1].to_tensor()))};
   });
   table.add("convoy::conv_bn_act", fused_opencl);
+  table.add("convoy::linear_act", linear_act_opencl);
 }
 
 }  // namespace convoy::opencl

@@ -7,9 +7,11 @@
 // whose intermediate values have no other use by one `convoy::conv_bn_act` node (fused_conv_overload()).
 // Its OpenCL implementation folds the batch-norm into the convolution's weight and bias once per
 // executor (OpContext::derived_weight) and runs the activation in the GEMM epilogue (or in the direct
-// kernel), so the chain costs one convolution. Run it on the graph an OpenCLExecutor is built from,
-// before the executor is constructed; the reference executor does not need it (the fused op has a
-// reference kernel composed of the registry's own kernels, so a fused graph runs there too).
+// kernel), so the chain costs one convolution. fuse_linear_activation(graph) does the same for
+// aten::linear → activation (convoy::linear_act, fused_linear_overload()). Run it on the graph an
+// OpenCLExecutor is built from, before the executor is constructed; the reference executor does not need it
+// (the fused op has a reference kernel composed of the registry's own kernels, so a fused graph runs there
+// too).
 #pragma once
 
 #include <array>
@@ -100,6 +102,21 @@ const OpOverload& fused_conv_overload();
 // Rewrites every fusable chain of `graph` (see the top of this file) into one conv_bn_act node, in
 // every block; returns how many chains it fused.
 int fuse_conv_batch_norm_activation(Graph& graph);
+
+// The `convoy::linear_act` overload linear → activation chains become:
+//   convoy::linear_act(Tensor input, Tensor weight, Tensor? bias, str activation, float act_min,
+//       float act_max) -> Tensor
+// (activation as activation_named() reads it). Its OpenCL implementation is the linear's GEMM with the
+// bias and the activation in the epilogue; its reference kernel runs aten::linear and the activation
+// through make_default_registry()'s kernels. Built on first use; lives forever.
+const OpOverload& fused_linear_overload();
+
+// Rewrites every aten::linear whose output has exactly one use, an activation the GEMM epilogue
+// computes (relu, relu6, hardtanh with constant bounds, gelu with approximate 'none' or 'tanh', silu,
+// hardswish, sigmoid; in-place forms too), into one convoy::linear_act node, in every block; returns
+// how many it fused. Saves a pass over the activation (read and write) and a launch per layer. Run it,
+// like fuse_conv_batch_norm_activation, on the graph an OpenCLExecutor is built from.
+int fuse_linear_activation(Graph& graph);
 
 // Registration of the family's parts (nn.cpp's register_opencl_nn_ops calls them).
 void register_opencl_conv_ops(OpenCLOpTable& table);

@@ -444,10 +444,13 @@ bool consumes(const Node* user, const Node* producer) {
 }
 
 // Whether a cut between top-level nodes `before` and `after` separates a convolution from the
-// batch_norm or activation applied to its result (or a batch_norm of a convolution from its activation).
+// batch_norm or activation applied to its result (or a batch_norm of a convolution from its
+// activation), or a linear layer from its activation.
 bool splits_fusable_chain(const Node* before, const Node* after) {
   if (!consumes(after, before)) return false;
   if (is_convolution(before)) return after->kind == "aten::batch_norm" || is_fusable_activation(after);
+  if (before->kind == "aten::linear")  // linear → activation runs as one GEMM with an epilogue
+    return is_fusable_activation(after) || after->kind == "aten::gelu";
   if (before->kind == "aten::batch_norm" && !before->inputs.empty() && before->inputs[0]->node &&
       is_convolution(before->inputs[0]->node))
     return is_fusable_activation(after);

@@ -833,3 +833,129 @@ TEST_CASE("conv fusion leaves chains alone that it cannot fuse", "[opencl][nn][f
     CHECK(fuse_conv_batch_norm_activation(chain->graph) == 0);
   }
 }
+
+namespace {
+
+// x → [aten::transpose(1, 2) →] aten::linear(·, W, b) → activation, returned. `extra_use` also returns the
+// linear's output (the rewrite must then leave the chain alone).
+struct LinearChain {
+  Graph graph;
+  Tensor weight, bias;
+};
+
+std::unique_ptr<LinearChain> linear_chain(int64_t k, int64_t n, bool bias, const std::string& activation,
+                                          bool transpose_input, uint32_t seed, bool extra_use = false) {
+  auto c = std::make_unique<LinearChain>();
+  Graph& g = c->graph;
+  auto cst = [&](IValue v) { return g.constant(std::move(v)); };
+  Value* x = g.top()->add_param(Type::tensor(), "x");
+  if (transpose_input)
+    x = add_node(g, "aten::transpose", "int", {x, cst(IValue(int64_t{1})), cst(IValue(int64_t{2}))})
+            ->outputs[0];
+  c->weight = rand_tensor({n, k}, seed, DType::kFloat32, 1.0 / std::sqrt(static_cast<double>(k)));
+  if (bias) c->bias = rand_tensor({n}, seed + 1, DType::kFloat32, 2.0);
+  Value* y = add_node(g, "aten::linear", "",
+                      {x, cst(IValue(c->weight)), bias ? cst(IValue(c->bias)) : cst(IValue())})
+                 ->outputs[0];
+  Value* lin = y;
+  if (activation == "gelu" || activation == "gelu_tanh") {
+    y = add_node(g, "aten::gelu", "", {y, cst(IValue(activation == "gelu" ? "none" : "tanh"))})->outputs[0];
+  } else if (activation == "relu_") {
+    y = add_node(g, "aten::relu_", "", {y})->outputs[0];
+  } else if (activation == "hardtanh") {
+    y = add_node(g, "aten::hardtanh", "", {y, cst(IValue(-0.5)), cst(IValue(0.75))})->outputs[0];
+  } else if (activation == "silu" || activation == "sigmoid") {
+    y = add_node(g, "aten::" + activation, "", {y})->outputs[0];
+  }
+  g.top()->returns = extra_use ? std::vector<Value*>{y, lin} : std::vector<Value*>{y};
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("linear → activation fusion runs the activation in the GEMM epilogue", "[opencl][nn][fusion]") {
+  struct Case {
+    const char* what;
+    Shape x;  // the graph input; with `transpose`, dims 1 and 2 are swapped before the linear
+    int64_t n;
+    bool bias, transpose;
+    const char* act;
+  };
+  for (const Case& c : {
+           Case{"2-D, gelu none, M N K off the tiles", {37, 29}, 45, true, false, "gelu"},
+           Case{"3-D x·Wᵀ, gelu none", {3, 17, 29}, 70, true, false, "gelu"},
+           Case{"3-D x·Wᵀ, gelu tanh", {3, 17, 29}, 70, true, false, "gelu_tanh"},
+           Case{"4-D, no bias, gelu none", {2, 3, 5, 33}, 19, false, false, "gelu"},
+           Case{"no bias, gelu tanh, one row", {1, 130}, 67, false, false, "gelu_tanh"},
+           Case{"strided input (a transpose in front), gelu none", {3, 29, 17}, 33, true, true, "gelu"},
+           Case{"wide rows (vector stores and a tail), gelu none", {9, 64}, 131, true, false, "gelu"},
+           Case{"relu_", {13, 21}, 35, true, false, "relu_"},
+           Case{"hardtanh(-0.5, 0.75)", {13, 21}, 35, true, false, "hardtanh"},
+           Case{"silu", {2, 7, 21}, 35, false, false, "silu"},
+           Case{"sigmoid", {2, 7, 21}, 35, true, false, "sigmoid"},
+       }) {
+    INFO(c.what);
+    const int64_t k = c.transpose ? c.x[1] : c.x.back();
+    auto unfused = linear_chain(k, c.n, c.bias, c.act, c.transpose, 400);
+    auto chain = linear_chain(k, c.n, c.bias, c.act, c.transpose, 400);
+    // Pre-activations over roughly ±6, so GELU's tails and the clamps are exercised.
+    const Tensor x = rand_tensor(c.x, 401, DType::kFloat32, 3.0);
+    std::vector<IValue> want = ReferenceExecutor(unfused->graph).run({IValue(x)});
+
+    CHECK(fuse_linear_activation(chain->graph) == 1);
+    CHECK(count_kind(chain->graph, "convoy::linear_act") == 1);
+    CHECK(count_kind(chain->graph, "aten::linear") == 0);
+    for (const char* act : {"aten::gelu", "aten::relu_", "aten::hardtanh", "aten::silu", "aten::sigmoid"})
+      CHECK(count_kind(chain->graph, act) == 0);
+    // The fused graph still runs on the reference executor (the composed reference kernel).
+    expect_close(ReferenceExecutor(chain->graph).run({IValue(x)}).at(0), want.at(0),
+                 "reference, fused graph");
+
+    // Fused against unfused on OpenCL, and both against the reference.
+    OpenCLExecutor plain(unfused->graph, device());
+    expect_close(plain.run({IValue(x)}).at(0), want.at(0), "opencl, unfused graph");
+    OpenCLExecutor ex(chain->graph, device());
+    const IValue got = ex.run({IValue(x)}).at(0);
+    expect_close(got, want.at(0), "opencl, fused graph");
+    expect_close(got, plain.run({IValue(x)}).at(0), "opencl, fused against unfused");
+    Outcome fused_counts, plain_counts;
+    count_plan(ex, fused_counts);
+    count_plan(plain, plain_counts);
+    CHECK(fused_counts.gemms == 1);
+    CHECK(plain_counts.gemms == 1);
+    // The activation's launch is gone (a strided input still costs its copy in both).
+    CHECK(fused_counts.kernels == plain_counts.kernels - 1);
+    expect_close(ex.run({IValue(x)}).at(0), want.at(0), "opencl, second run");
+  }
+}
+
+TEST_CASE("linear fusion leaves chains alone that it cannot fuse", "[opencl][nn][fusion]") {
+  SECTION("the linear's output has another use") {
+    auto chain = linear_chain(29, 45, true, "gelu", false, 500, /*extra_use=*/true);
+    CHECK(fuse_linear_activation(chain->graph) == 0);
+    CHECK(count_kind(chain->graph, "aten::linear") == 1);
+    CHECK(count_kind(chain->graph, "aten::gelu") == 1);
+    // And the graph still runs, both outputs.
+    const Tensor x = rand_tensor({5, 29}, 501);
+    std::vector<IValue> want = ReferenceExecutor(chain->graph).run({IValue(x)});
+    OpenCLExecutor ex(chain->graph, device());
+    std::vector<IValue> got = ex.run({IValue(x)});
+    REQUIRE(got.size() == 2);
+    expect_close(got[0], want[0], "gelu output");
+    expect_close(got[1], want[1], "linear output");
+  }
+  SECTION("no activation after the linear") {
+    auto chain = linear_chain(29, 45, true, "", false, 502);
+    CHECK(fuse_linear_activation(chain->graph) == 0);
+  }
+  SECTION("gelu whose approximate is not a constant") {
+    auto chain = linear_chain(29, 45, true, "gelu", false, 503);
+    Node* gelu = nullptr;
+    for_each_node(chain->graph.top(), [&](Node* n) {
+      if (n->kind == "aten::gelu") gelu = n;
+    });
+    REQUIRE(gelu != nullptr);
+    gelu->inputs[1] = chain->graph.top()->add_param(Type::string(), "approximate");
+    CHECK(fuse_linear_activation(chain->graph) == 0);
+  }
+}
