@@ -19,6 +19,7 @@
 
 #include "opencl/device.h"
 #include "opencl/executor.h"
+#include "opencl_op_harness.h"
 #include "runtime/error.h"
 #include "runtime/graph/ir.h"
 #include "runtime/ops/registry.h"
@@ -30,26 +31,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// ctest sets CONVOY_CACHE_DIR to a folder in the build tree; run by hand, the binary points it beside
-// itself before the first Device opens, so neither run fills ~/.cache.
-void use_test_cache_dir() {
-  if (const char* dir = std::getenv("CONVOY_CACHE_DIR"); dir && *dir) return;
-  const fs::path dir = fs::read_symlink("/proc/self/exe").parent_path() / "convoy-cache";
-  setenv("CONVOY_CACHE_DIR", dir.c_str(), /*overwrite=*/0);
-}
-
-opencl::Device& device() {
-  static std::unique_ptr<opencl::Device> d = [] {
-    use_test_cache_dir();
-    return opencl::Device::open();
-  }();
-  return *d;
-}
-
-const OpRegistry& registry() {
-  static const OpRegistry r = make_default_registry();
-  return r;
-}
+// The shared test device and registry (opencl_op_harness.h).
+opencl::Device& device() { return testing::test_device(); }
+const OpRegistry& registry() { return testing::test_registry(); }
 
 Tensor rand_tensor(const Shape& shape, uint32_t seed, DType dtype = DType::kFloat32) {
   std::mt19937 rng(seed);
