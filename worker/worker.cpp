@@ -911,7 +911,14 @@ struct Worker::Impl {
           wire::check_meta(warm[i], str_cat("AssignStage.warmShapes[", i, "]"), &dtype, &shape);
           args.push_back(to_param(Tensor::zeros(shape, dtype), stage->params[i], i));
         }
-        stage->run(args);
+        // The warm shapes are the planner's shape propagation, an optimisation: if the stage rejects
+        // them (a shape the cost model could not infer exactly), it compiles on its first micro-batch.
+        try {
+          stage->run(args);
+        } catch (const Error& e) {
+          log.write(LogLevel::kWarning, describe(key), ": warming on the planned shapes failed (", e.what(),
+                    "); the stage compiles on its first micro-batch instead");
+        }
       }
       double seconds = seconds_since(t0);
       log.write(LogLevel::kInfo, describe(key), " ready on ", backend, " in ", seconds, " s (", received,
