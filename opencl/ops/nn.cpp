@@ -10,7 +10,10 @@
 // (OpContext::check_flag_after_run); an executor that does not read flags cannot report it.
 #include "opencl/ops/nn.h"
 
+#include <functional>
+#include <memory>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "opencl/ops/launch_util.h"
 #include "opencl/ops/linalg.h"
@@ -238,100 +241,101 @@ Node* single_consumer(Block* block, const Value* v, const std::unordered_map<con
   return nullptr;
 }
 
-void erase_node(Block* block, const Node* node) {
-  for (auto it = block->nodes.begin(); it != block->nodes.end(); ++it) {
-    if (it->get() == node) {
-      block->nodes.erase(it);
-      return;
-    }
-  }
-}
+// A rewrite at one node of a block: it inserts its fused node and returns the nodes that node
+// replaces (none when `node` starts no fusable chain).
+using FuseAt = std::function<std::vector<Node*>(Graph&, Block*, Node*)>;
 
-int fuse_block(Graph& graph, Block* block, const std::unordered_map<const Value*, int>& uses) {
+// Applies `fuse_at` at every node of `block`, inner blocks first, and counts the rewrites. Each walk
+// goes over a node_list() copy, and replaced nodes stay alive until their block's walk is over:
+// the fused nodes and the constants the rewrites add (Graph::constant inserts them into the top
+// block, which an enclosing walk may be walking) never invalidate a walk, and no pointer in one
+// dangles.
+int fuse_nodes(Graph& graph, Block* block, const FuseAt& fuse_at) {
   int fused = 0;
-  for (const auto& n : block->nodes)
-    for (const auto& b : n->blocks) fused += fuse_block(graph, b.get(), uses);
-  for (size_t i = 0; i < block->nodes.size(); ++i) {
-    Node* conv = block->nodes[i].get();
-    const int groups_index = fusable_conv_groups_index(*conv);
-    if (groups_index < 0) continue;
-    Node* consumer = single_consumer(block, conv->outputs[0], uses);
-    if (!consumer) continue;
-    Node* bn = nullptr;
-    Node* act = nullptr;
-    std::optional<std::array<IValue, 3>> activation;
-    if (is_foldable_batch_norm(*consumer, conv->outputs[0])) {
-      bn = consumer;
-      if (Node* next = single_consumer(block, bn->outputs[0], uses))
-        if ((activation = fusable_activation(*next, bn->outputs[0]))) act = next;
-    } else if ((activation = fusable_activation(*consumer, conv->outputs[0]))) {
-      act = consumer;
+  const std::vector<Node*> nodes = block->node_list();
+  for (Node* n : nodes)
+    for (const auto& b : n->blocks) fused += fuse_nodes(graph, b.get(), fuse_at);
+  std::vector<std::unique_ptr<Node>> replaced;
+  std::unordered_set<const Node*> gone;
+  for (Node* n : nodes) {
+    if (gone.count(n)) continue;
+    const std::vector<Node*> chain = fuse_at(graph, block, n);
+    if (chain.empty()) continue;
+    for (Node* c : chain) {
+      gone.insert(c);
+      replaced.push_back(block->detach(c));
     }
-    if (!bn && !act) continue;
-    // Parameters of the batch-norm and the activation become constants at the top of the graph, so
-    // they dominate the fused node, which takes the convolution's place.
-    auto top_constant = [&](IValue v) { return graph.constant(std::move(v)); };
-    std::vector<Value*> inputs = {conv->inputs[0],
-                                  conv->inputs[1],
-                                  conv->inputs[2],
-                                  conv->inputs[3],
-                                  conv->inputs[4],
-                                  conv->inputs[5],
-                                  conv->inputs[static_cast<size_t>(groups_index)]};
-    for (size_t p = 1; p <= 4; ++p)
-      inputs.push_back(top_constant(bn ? constant_of(bn->inputs[p]) : IValue()));
-    inputs.push_back(top_constant(bn ? IValue(constant_of(bn->inputs[7]).to_double()) : IValue(1e-5)));
-    const std::array<IValue, 3> act_args =
-        activation ? *activation : std::array<IValue, 3>{IValue("none"), IValue(0.0), IValue(0.0)};
-    for (const IValue& v : act_args) inputs.push_back(top_constant(v));
-    Node* tail = act ? act : bn;
-    Node* node = block->insert_before(conv, "convoy::conv_bn_act", inputs, 1, conv->source);
-    node->op = &fused_conv_overload();
-    Value* out = tail->outputs[0];
-    node->outputs[0] = out;
-    out->node = node;
-    out->index = 0;
-    erase_node(block, conv);
-    if (bn) erase_node(block, bn);
-    if (act) erase_node(block, act);
     ++fused;
-    // Constants added at the top of this block shift positions: continue after the fused node.
-    for (i = 0; i < block->nodes.size() && block->nodes[i].get() != node; ++i) {
-    }
   }
   return fused;
 }
 
-// Replaces each aten::linear whose output's only use is a fusable activation by one linear_act node.
-int fuse_linear_block(Graph& graph, Block* block, const std::unordered_map<const Value*, int>& uses) {
-  int fused = 0;
-  for (const auto& n : block->nodes)
-    for (const auto& b : n->blocks) fused += fuse_linear_block(graph, b.get(), uses);
-  for (size_t i = 0; i < block->nodes.size(); ++i) {
-    Node* lin = block->nodes[i].get();
-    if (!lin->op || lin->outputs.size() != 1 || lin->inputs.size() != 3 ||
-        lin->op->schema.full_name() != "aten::linear")
-      continue;
-    Node* act = single_consumer(block, lin->outputs[0], uses);
-    if (!act) continue;
-    const std::optional<std::array<IValue, 3>> activation = fusable_activation(*act, lin->outputs[0]);
-    if (!activation) continue;
-    std::vector<Value*> inputs = {lin->inputs[0], lin->inputs[1], lin->inputs[2]};
-    for (const IValue& v : *activation) inputs.push_back(graph.constant(v));
-    Node* node = block->insert_before(lin, "convoy::linear_act", inputs, 1, lin->source);
-    node->op = &fused_linear_overload();
-    Value* out = act->outputs[0];
-    node->outputs[0] = out;
-    out->node = node;
-    out->index = 0;
-    erase_node(block, lin);
-    erase_node(block, act);
-    ++fused;
-    // Constants added at the top of this block shift positions: continue after the fused node.
-    for (i = 0; i < block->nodes.size() && block->nodes[i].get() != node; ++i) {
-    }
+// The fused node takes the place of `head` and produces `tail`'s output.
+Node* insert_fused(Block* block, Node* head, Node* tail, const char* kind, const OpOverload& op,
+                   const std::vector<Value*>& inputs) {
+  Node* node = block->insert_before(head, kind, inputs, 1, head->source);
+  node->op = &op;
+  Value* out = tail->outputs[0];
+  node->outputs[0] = out;
+  out->node = node;
+  out->index = 0;
+  return node;
+}
+
+// conv -> [batch_norm] -> [activation], when each link is the only use of its input.
+std::vector<Node*> fuse_conv_at(Graph& graph, Block* block, Node* conv,
+                                const std::unordered_map<const Value*, int>& uses) {
+  const int groups_index = fusable_conv_groups_index(*conv);
+  if (groups_index < 0) return {};
+  Node* consumer = single_consumer(block, conv->outputs[0], uses);
+  if (!consumer) return {};
+  Node* bn = nullptr;
+  Node* act = nullptr;
+  std::optional<std::array<IValue, 3>> activation;
+  if (is_foldable_batch_norm(*consumer, conv->outputs[0])) {
+    bn = consumer;
+    if (Node* next = single_consumer(block, bn->outputs[0], uses))
+      if ((activation = fusable_activation(*next, bn->outputs[0]))) act = next;
+  } else if ((activation = fusable_activation(*consumer, conv->outputs[0]))) {
+    act = consumer;
   }
-  return fused;
+  if (!bn && !act) return {};
+  // Parameters of the batch-norm and the activation become constants at the top of the graph, so
+  // they dominate the fused node wherever it is.
+  auto top_constant = [&](IValue v) { return graph.constant(std::move(v)); };
+  std::vector<Value*> inputs = {conv->inputs[0],
+                                conv->inputs[1],
+                                conv->inputs[2],
+                                conv->inputs[3],
+                                conv->inputs[4],
+                                conv->inputs[5],
+                                conv->inputs[static_cast<size_t>(groups_index)]};
+  for (size_t p = 1; p <= 4; ++p) inputs.push_back(top_constant(bn ? constant_of(bn->inputs[p]) : IValue()));
+  inputs.push_back(top_constant(bn ? IValue(constant_of(bn->inputs[7]).to_double()) : IValue(1e-5)));
+  const std::array<IValue, 3> act_args =
+      activation ? *activation : std::array<IValue, 3>{IValue("none"), IValue(0.0), IValue(0.0)};
+  for (const IValue& v : act_args) inputs.push_back(top_constant(v));
+  insert_fused(block, conv, act ? act : bn, "convoy::conv_bn_act", fused_conv_overload(), inputs);
+  std::vector<Node*> chain = {conv};
+  if (bn) chain.push_back(bn);
+  if (act) chain.push_back(act);
+  return chain;
+}
+
+// aten::linear whose output's only use is a fusable activation.
+std::vector<Node*> fuse_linear_at(Graph& graph, Block* block, Node* lin,
+                                  const std::unordered_map<const Value*, int>& uses) {
+  if (!lin->op || lin->outputs.size() != 1 || lin->inputs.size() != 3 ||
+      lin->op->schema.full_name() != "aten::linear")
+    return {};
+  Node* act = single_consumer(block, lin->outputs[0], uses);
+  if (!act) return {};
+  const std::optional<std::array<IValue, 3>> activation = fusable_activation(*act, lin->outputs[0]);
+  if (!activation) return {};
+  std::vector<Value*> inputs = {lin->inputs[0], lin->inputs[1], lin->inputs[2]};
+  for (const IValue& v : *activation) inputs.push_back(graph.constant(v));
+  insert_fused(block, lin, act, "convoy::linear_act", fused_linear_overload(), inputs);
+  return {lin, act};
 }
 
 }  // namespace
@@ -344,7 +348,8 @@ const OpOverload& fused_conv_overload() {
 int fuse_conv_batch_norm_activation(Graph& graph) {
   std::unordered_map<const Value*, int> uses;
   count_uses(graph.top(), uses);
-  return fuse_block(graph, graph.top(), uses);
+  return fuse_nodes(graph, graph.top(),
+                    [&](Graph& g, Block* block, Node* n) { return fuse_conv_at(g, block, n, uses); });
 }
 
 const OpOverload& fused_linear_overload() {
@@ -355,7 +360,8 @@ const OpOverload& fused_linear_overload() {
 int fuse_linear_activation(Graph& graph) {
   std::unordered_map<const Value*, int> uses;
   count_uses(graph.top(), uses);
-  return fuse_linear_block(graph, graph.top(), uses);
+  return fuse_nodes(graph, graph.top(),
+                    [&](Graph& g, Block* block, Node* n) { return fuse_linear_at(g, block, n, uses); });
 }
 
 void register_opencl_nn_ops(OpenCLOpTable& table) {

@@ -57,6 +57,24 @@ Value* Block::add_param(TypePtr type, const std::string& name) {
   return v;
 }
 
+std::vector<Node*> Block::node_list() const {
+  std::vector<Node*> list;
+  list.reserve(nodes.size());
+  for (const auto& n : nodes) list.push_back(n.get());
+  return list;
+}
+
+std::unique_ptr<Node> Block::detach(const Node* node) {
+  for (auto it = nodes.begin(); it != nodes.end(); ++it) {
+    if (it->get() == node) {
+      std::unique_ptr<Node> taken = std::move(*it);
+      nodes.erase(it);
+      return taken;
+    }
+  }
+  fail(ErrorKind::kInternal, "detach: node ", node->kind, " is not in this block");
+}
+
 Graph::Graph() : top_(std::make_unique<Block>()) { top_->graph = this; }
 
 Value* Graph::new_value(TypePtr type, const std::string& name) {
@@ -108,8 +126,8 @@ TypePtr type_of(const IValue& value) {
 }
 
 void for_each_node(Block* block, const std::function<void(Node*)>& fn) {
-  for (auto& n : block->nodes) {
-    fn(n.get());
+  for (Node* n : block->node_list()) {
+    fn(n);
     for (auto& b : n->blocks) for_each_node(b.get(), fn);
   }
 }

@@ -73,6 +73,14 @@ class Block {
   Node* insert_before(Node* before, const std::string& kind, const std::vector<Value*>& inputs,
                       size_t num_outputs, const SourceRange& source = {});
   Value* add_param(TypePtr type, const std::string& name = "");
+
+  // The nodes as they are now. A pass that inserts or removes nodes while it walks a block walks
+  // this copy: Graph::constant() inserts into the top block, a fusion inserts its fused node, and
+  // either may reallocate `nodes` under a walk of the vector itself.
+  std::vector<Node*> node_list() const;
+  // Takes `node` (a node of this block) out of it and hands it over; a pass that still holds a
+  // node_list() keeps it alive until its walk ends, so no pointer in that list dangles.
+  std::unique_ptr<Node> detach(const Node* node);
 };
 
 class Graph {
@@ -87,7 +95,9 @@ class Graph {
   const std::vector<Value*>& outputs() const { return top_->returns; }
 
   Value* new_value(TypePtr type, const std::string& name = "");
-  // A prim::Constant at the start of the top block (constants dominate every use).
+  // A prim::Constant at the start of the top block (constants dominate every use, nested blocks
+  // included). It shifts every position in top()->nodes and may reallocate it: a pass that can
+  // create constants walks Block::node_list(), never the vector.
   Value* constant(IValue value, TypePtr type = nullptr);
   size_t num_values() const { return values_.size(); }
 
@@ -99,7 +109,8 @@ class Graph {
 // The static type of a constant value ("int", "List[int]", "Tensor" with dtype and shape).
 TypePtr type_of(const IValue& value);
 
-// Visits every node, recursing into nested blocks, in program order.
+// Visits every node, recursing into nested blocks, in program order. Nodes `fn` inserts are not
+// visited; `fn` must not remove nodes.
 void for_each_node(Block* block, const std::function<void(Node*)>& fn);
 
 // Readable listing, one node per line, nested blocks indented:

@@ -1,5 +1,6 @@
 #include "runtime/graph/passes.h"
 
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -96,23 +97,26 @@ bool folds_to_list(const Node* n) {
   return false;
 }
 
+// Walks a node_list() copy: folding inside a nested block inserts constants into the top block,
+// which would shift any position (or invalidate any iterator) held in an enclosing walk.
 size_t fold_block(Graph& graph, Block* block) {
   size_t changed = 0;
-  for (size_t i = 0; i < block->nodes.size(); ++i) {
-    Node* n = block->nodes[i].get();
+  for (Node* n : block->node_list()) {
     for (auto& b : n->blocks) changed += fold_block(graph, b.get());
     if (n->kind == "prim::If" && is_constant(n->inputs[0]) && n->inputs[0]->node->constant.is_bool()) {
-      // Splice the taken branch's nodes in place of the If.
+      // Splice the taken branch's nodes in place of the If (they were folded above; a change
+      // that splicing enables is found by fold_constants' next round).
       bool cond = n->inputs[0]->node->constant.to_bool();
-      std::unique_ptr<Block> taken = std::move(n->blocks[cond ? 0 : 1]);
+      // Uses are replaced while the If still holds both blocks (replace_uses walks them too).
       for (size_t o = 0; o < n->outputs.size(); ++o)
-        replace_uses(graph.top(), n->outputs[o], taken->returns[o]);
+        replace_uses(graph.top(), n->outputs[o], n->blocks[cond ? 0 : 1]->returns[o]);
+      std::unique_ptr<Block> taken = std::move(n->blocks[cond ? 0 : 1]);
       std::vector<std::unique_ptr<Node>> moved = std::move(taken->nodes);
       for (auto& m : moved) m->owner = block;
-      block->nodes.erase(block->nodes.begin() + static_cast<std::ptrdiff_t>(i));
-      block->nodes.insert(block->nodes.begin() + static_cast<std::ptrdiff_t>(i),
-                          std::make_move_iterator(moved.begin()), std::make_move_iterator(moved.end()));
-      --i;
+      auto pos = std::find_if(block->nodes.begin(), block->nodes.end(),
+                              [&](const std::unique_ptr<Node>& m) { return m.get() == n; });
+      pos = block->nodes.erase(pos);
+      block->nodes.insert(pos, std::make_move_iterator(moved.begin()), std::make_move_iterator(moved.end()));
       ++changed;
       continue;
     }
@@ -136,8 +140,6 @@ size_t fold_block(Graph& graph, Block* block) {
       replace_uses(graph.top(), n->outputs[o], c);
     }
     ++changed;
-    // graph.constant() inserted one node per output at the start of the top block.
-    if (block == graph.top()) i += results.size();
   }
   return changed;
 }
