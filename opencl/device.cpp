@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <cstring>
 #include <iomanip>
 #include <sstream>
+#include <vector>
 
 #include "opencl/program_cache.h"
 
@@ -236,8 +238,16 @@ cl_mem Device::create_buffer(size_t bytes, const std::string& what, cl_mem_flags
                     " bytes exceeds the device's largest allocation (", info_.max_alloc_bytes, " bytes, ",
                     info_.name, ")");
   cl_int status = CL_SUCCESS;
-  // A zero-byte buffer is invalid in OpenCL; empty tensors still get a real (tiny) buffer.
-  cl_mem buffer = clCreateBuffer(context_, flags, std::max<size_t>(bytes, 64), host_ptr, &status);
+  // A zero-byte buffer is invalid in OpenCL; empty tensors still get a real (tiny) buffer. The driver
+  // copies the whole buffer from a COPY_HOST_PTR source, so a short source is padded first.
+  const size_t size = std::max<size_t>(bytes, 64);
+  std::vector<unsigned char> padded;
+  if (host_ptr && size > bytes && (flags & CL_MEM_COPY_HOST_PTR)) {
+    padded.assign(size, 0);
+    std::memcpy(padded.data(), host_ptr, bytes);
+    host_ptr = padded.data();
+  }
+  cl_mem buffer = clCreateBuffer(context_, flags, size, host_ptr, &status);
   cl_check(status, "clCreateBuffer", str_cat(what, ", ", bytes, " bytes"));
   counters().buffers_created++;
   return buffer;
