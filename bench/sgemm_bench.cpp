@@ -1,18 +1,21 @@
 // convoy-bench-sgemm: SGEMM GFLOP/s of each GEMM provider (CLBlast with default and with tuned
 // parameters, our tiled kernel), of the dispatcher's choice and of OpenBLAS, at square sizes and at the
 // GEMM shapes resnet18 (batch 8) and vit_b_16 (batch 2) run, each as a fraction of the machine's FP32
-// peak measured by FMA-throughput probes in the same run. Every provider's output is checked against
-// OpenBLAS; a wrong result fails the run. See bench/README.md.
+// peak measured by FMA-throughput probes in the same run, themselves checked against the theoretical
+// peak from the measured clock. Every provider's output is checked against OpenBLAS; a wrong result, or
+// a figure above the peak, fails the run. See bench/README.md.
 #include <cblas.h>
 #include <clblast.h>  // after gemm.h, which selects the OpenCL 1.2 API
 #include <unistd.h>
 
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -184,17 +187,49 @@ std::string load_average() {
 
 void usage() {
   std::cerr << "usage: convoy-bench-sgemm [--device SEL] [--quick] [--only square|resnet18|vit_b_16] "
-               "[--threads N]\n"
+               "[--threads N] [--fma-ports N] [--openblas-env-as-is]\n"
                "  --quick    256 and 512 square plus the model shapes' first few; for a smoke test\n"
                "  --threads  OpenBLAS and CPU-probe threads (default: all online CPUs)\n"
+               "  --fma-ports  FMA instructions a core starts per cycle, for the theoretical peak "
+               "(default 2)\n"
+               "  --openblas-env-as-is  keep OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE (by default the "
+               "benchmark\n"
+               "             re-executes itself without them, so OpenBLAS picks its kernel for this CPU)\n"
                "  cache folder (tuned CLBlast parameters, dispatcher choices): $CONVOY_CACHE_DIR or "
                "~/.cache/convoy\n";
+}
+
+// The environment variables that override OpenBLAS's choice of kernel. OpenBLAS reads them when the
+// library loads, before main, so the only way to run it without them is a fresh process image.
+constexpr const char* kOpenblasOverrides[] = {"OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"};
+constexpr const char* kUnsetNote = "CONVOY_BENCH_OPENBLAS_UNSET";  // what the re-executed image lost
+
+// Unless `keep`, re-executes this binary without kOpenblasOverrides when any is set (returns only when
+// none is, or on failure); the values removed travel in kUnsetNote for the report.
+void exec_without_openblas_overrides(char** argv, bool keep) {
+  if (keep) return;
+  std::string removed;
+  for (const char* name : kOpenblasOverrides)
+    if (const char* value = std::getenv(name)) {
+      removed += str_cat(removed.empty() ? "" : " ", name, "=", value);
+      unsetenv(name);
+    }
+  if (removed.empty()) return;
+  setenv(kUnsetNote, removed.c_str(), 1);
+  execv("/proc/self/exe", argv);
+  std::fprintf(stderr, "convoy-bench-sgemm: re-exec without %s failed (%s); OpenBLAS keeps them\n",
+               removed.c_str(), std::strerror(errno));
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
+  bool keep_openblas_env = false;
+  for (int i = 1; i < argc; ++i) keep_openblas_env |= std::strcmp(argv[i], "--openblas-env-as-is") == 0;
+  exec_without_openblas_overrides(argv, keep_openblas_env);
+
   bool quick = false;
+  int fma_ports = 2;
   std::string only, device_selector;
   int threads = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
   for (int i = 1; i < argc; ++i) {
@@ -207,6 +242,9 @@ int main(int argc, char** argv) {
       only = argv[++i];
     } else if (arg == "--threads" && i + 1 < argc) {
       threads = std::atoi(argv[++i]);
+    } else if (arg == "--fma-ports" && i + 1 < argc) {
+      fma_ports = std::atoi(argv[++i]);
+    } else if (arg == "--openblas-env-as-is") {
     } else {
       usage();
       return 2;
@@ -219,16 +257,48 @@ int main(int argc, char** argv) {
     openblas_set_num_threads(threads);
     std::printf("device: %s\ncache folder: %s\nload average at start: %s\n",
                 device_key(target.device).c_str(), cache_dir.string().c_str(), load_average().c_str());
+    const char* unset = std::getenv(kUnsetNote);
+    std::printf("OpenBLAS: %s, core %s (%s)\n", openblas_get_config(), openblas_get_corename(),
+                keep_openblas_env ? "--openblas-env-as-is"
+                : unset           ? str_cat("re-executed without ", unset).c_str()
+                                  : "OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE were not set");
+    const bool cpu_device = device->info().type & CL_DEVICE_TYPE_CPU;
+    bool figures_sound = true;  // false once a figure exceeds a bound: a bound or a timing is wrong
 
     const bench::PeakMeasurement cl_peak = bench::opencl_fma_peak(target, bench::fma_peak_source());
     const bench::PeakMeasurement cpu_peak = bench::cpu_fma_peak(threads);
-    std::printf("FP32 peak: %.1f GFLOP/s (%s); %.1f GFLOP/s (%s)\n", cl_peak.gflops, cl_peak.how.c_str(),
-                cpu_peak.gflops, cpu_peak.how.c_str());
-    std::printf("FP32 peak per CPU time: %.1f and %.1f GFLOP/s\n", cl_peak.cpu_time_gflops,
+    const bench::TheoreticalPeak bound = bench::cpu_theoretical_peak(fma_ports);
+    std::printf("FMA probes, wall clock: %.1f GFLOP/s (%s); %.1f GFLOP/s (%s)\n", cl_peak.gflops,
+                cl_peak.how.c_str(), cpu_peak.gflops, cpu_peak.how.c_str());
+    std::printf("FMA probes per CPU time: %.1f and %.1f GFLOP/s\n", cl_peak.cpu_time_gflops,
                 cpu_peak.cpu_time_gflops);
-    const double peak = std::max(cl_peak.gflops, cpu_peak.gflops);
-    const double cpu_time_peak = std::max(cl_peak.cpu_time_gflops, cpu_peak.cpu_time_gflops);
-    const bool cpu_device = device->info().type & CL_DEVICE_TYPE_CPU;
+    std::printf("theoretical peak of the host: %s\n", bound.text().c_str());
+    // The peak the tables divide by: the best any probe did. A probe's figure per CPU time is what the
+    // cores deliver with the machine to themselves, so on a shared machine it is the one that bounds a
+    // wall-clock run measured at a quieter moment than the probe (a wall-clock probe caught behind a
+    // neighbour's compile is not an upper bound: that is how 172 % of "peak" was once printed).
+    const double peak =
+        std::max({cl_peak.gflops, cpu_peak.gflops, cl_peak.cpu_time_gflops, cpu_peak.cpu_time_gflops});
+    if (cpu_device && bound.lanes > 0) {
+      const double fraction = peak / bound.gflops();
+      std::printf(
+          "the probes reach %.1f%% of the theoretical peak (%.1f%% of it at the FMA chain's clock)\n",
+          100 * fraction,
+          100 * peak /
+              (bound.gflops() / std::max(bound.clock_ghz, bound.fma_clock_ghz) * bound.fma_clock_ghz));
+      if (fraction > 1.0) {
+        figures_sound = false;
+        std::printf(
+            "ERROR: a probe ran above the theoretical peak: the clock, the core count or "
+            "--fma-ports %d is wrong, or a probe's timing is\n",
+            fma_ports);
+      } else if (fraction < 0.7) {
+        std::printf(
+            "WARNING: the probes reach under 70%% of the theoretical peak: they are not "
+            "saturating the FMA ports (or the CPU has fewer than %d per core: --fma-ports)\n",
+            fma_ports);
+      }
+    }
 
     std::vector<Shape> shapes;
     for (size_t s : {256, 512, 1024, 2048})
@@ -312,7 +382,15 @@ int main(int argc, char** argv) {
     }
 
     // GFLOP/s and, in brackets, the fraction of the measured peak; `seconds_of` picks wall-clock time
-    // or CPU time per core.
+    // or CPU time per core. A figure above the peak is marked ^ and fails the run: either the
+    // peak is not an upper bound or that timing is wrong.
+    std::vector<std::string> above_peak;
+    auto check_bound = [&](const char* title, const std::string& what, double gflops, double table_peak) {
+      if (gflops <= table_peak) return false;
+      above_peak.push_back(str_cat(title, ": ", what, ": ", std::lround(gflops), " GFLOP/s > the ",
+                                   std::lround(table_peak), " GFLOP/s peak"));
+      return true;
+    };
     auto print_table = [&](const char* title, double table_peak, auto seconds_of) {
       std::printf("\n%s (%% of the %.0f GFLOP/s peak)\n", title, table_peak);
       std::printf("%-9s %-26s %-22s", "model", "GEMM", "M x N x K (x batch) op");
@@ -333,8 +411,12 @@ int main(int argc, char** argv) {
           }
           const double seconds = seconds_of(cell.timing);
           const double gflops = s.flops() / seconds * 1e-9;
+          const bool above =
+              check_bound(title, str_cat(column_names[col], " on ", s.name), gflops, table_peak);
           std::printf(" %8.1f (%4.1f%%)%s", gflops, 100 * gflops / table_peak,
-                      cell.note == "WRONG" ? "!" : " ");
+                      cell.note == "WRONG" ? "!"
+                      : above              ? "^"
+                                           : " ");
           totals[s.group][col].first += s.flops() * s.count;
           totals[s.group][col].second += seconds * s.count;
         }
@@ -348,8 +430,10 @@ int main(int argc, char** argv) {
           if (seconds == 0)
             std::printf(" %17s", "-");
           else
-            std::printf(" %8.1f (%4.1f%%) ", flops / seconds * 1e-9,
-                        100 * flops / seconds * 1e-9 / table_peak);
+            std::printf(
+                " %8.1f (%4.1f%%)%s", flops / seconds * 1e-9, 100 * flops / seconds * 1e-9 / table_peak,
+                check_bound(title, str_cat(group, " whole pass"), flops / seconds * 1e-9, table_peak) ? "^"
+                                                                                                      : " ");
         }
         std::printf("\n");
       }
@@ -363,12 +447,21 @@ int main(int argc, char** argv) {
       // On a machine shared with other work, wall-clock numbers measure the neighbours as much as the
       // code. FLOPs per CPU-second of this process, times the threads it runs on, estimate what the same
       // run would do with the cores to itself (OpenBLAS's spinning threads make its estimate low).
-      print_table("SGEMM GFLOP/s per CPU time, i.e. FLOPs / (process CPU seconds / threads)", cpu_time_peak,
+      print_table("SGEMM GFLOP/s per CPU time, i.e. FLOPs / (process CPU seconds / threads)", peak,
                   [&](const Timing& t) { return t.cpu / threads; });
+    }
+    if (!above_peak.empty()) {
+      figures_sound = false;
+      std::printf(
+          "\nERROR: %zu figure(s) marked ^ are above the measured peak, which must bound them: "
+          "the peak probe or these timings are wrong\n",
+          above_peak.size());
+      for (const std::string& line : above_peak) std::printf("  %s\n", line.c_str());
     }
     std::printf("\nload average at end: %s\n", load_average().c_str());
     std::printf("results %s\n", all_correct ? "verified against OpenBLAS" : "WRONG (see above)");
-    return all_correct ? 0 : 1;
+    if (!figures_sound) std::printf("figures NOT sound: see the ERROR lines above\n");
+    return all_correct && figures_sound ? 0 : 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "convoy-bench-sgemm: %s\n", e.what());
     return 1;
