@@ -1,6 +1,6 @@
 // The neural-network op families: convolution (conv.cpp), pooling (pooling.cpp), normalisation
-// (normalization.cpp), matrix products (linalg.cpp), and here embedding lookup and the argument and
-// shape-inference helpers they share.
+// (normalization.cpp), matrix products (linalg.cpp), interpolation (upsample.cpp), and here embedding
+// lookup and the argument and shape-inference helpers they share.
 #include <cstring>
 
 #include "runtime/ops/nn_geometry.h"
@@ -112,6 +112,7 @@ void register_nn_ops(OpRegistry& registry) {
   nn::register_pooling_ops(registry);
   nn::register_normalization_ops(registry);
   nn::register_linalg_ops(registry);
+  nn::register_upsample_ops(registry);
   nn::register_embedding_ops(registry);
 }
 

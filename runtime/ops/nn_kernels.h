@@ -1,6 +1,6 @@
 // Shared pieces of the neural-network op families (conv.cpp, pooling.cpp, normalization.cpp,
-// linalg.cpp, nn.cpp, sequence.cpp): the compute-dtype rule, fast typed copies, a cache-blocked GEMM,
-// argument helpers and shape-inference helpers. Internal to runtime/ops; not a public API.
+// linalg.cpp, upsample.cpp, nn.cpp, sequence.cpp): the compute-dtype rule, fast typed copies, a cache-blocked
+// GEMM, argument helpers and shape-inference helpers. Internal to runtime/ops; not a public API.
 #pragma once
 
 #include <cmath>
@@ -23,6 +23,7 @@ void register_conv_ops(OpRegistry& registry);           // conv.cpp
 void register_pooling_ops(OpRegistry& registry);        // pooling.cpp
 void register_normalization_ops(OpRegistry& registry);  // normalization.cpp
 void register_linalg_ops(OpRegistry& registry);         // linalg.cpp
+void register_upsample_ops(OpRegistry& registry);       // upsample.cpp
 
 // ---- dtypes ----------------------------------------------------------------------------------
 

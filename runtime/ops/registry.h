@@ -79,7 +79,7 @@ void register_prim_ops(OpRegistry& registry);         // prim_ops.cpp: lists, tu
 void register_elementwise_ops(OpRegistry& registry);  // elementwise.cpp: arithmetic, comparisons, activations
 void register_reduction_ops(OpRegistry& registry);    // reduction.cpp: sum, mean, softmax, ...
 void register_shape_ops(OpRegistry& registry);        // shape.cpp: view, permute, cat, slice, index, ...
-void register_nn_ops(OpRegistry& registry);           // nn.cpp: conv, pools, norms, linear, matmul, embedding
+void register_nn_ops(OpRegistry& registry);           // nn.cpp: conv, pools, norms, linear, matmul, embedding, upsample
 void register_sequence_ops(OpRegistry& registry);     // sequence.cpp: gru, lstm, multi-head attention
 
 OpRegistry make_default_registry();

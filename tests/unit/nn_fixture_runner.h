@@ -18,7 +18,10 @@
 
 namespace convoy::nn_testing {
 
-inline std::string fixture_dir() { return std::string(CONVOY_SOURCE_DIR) + "/tests/fixtures/ops/nn"; }
+// The fixture folder of a family: tests/fixtures/ops/nn by default, tests/fixtures/ops/upsample, ...
+inline std::string fixture_dir(const std::string& family = "nn") {
+  return std::string(CONVOY_SOURCE_DIR) + "/tests/fixtures/ops/" + family;
+}
 
 inline std::vector<std::string> split(const std::string& s, char sep) {
   std::vector<std::string> parts;
@@ -118,6 +121,11 @@ inline IValue parse_arg(const std::string& token) {
       for (const std::string& v : split(value, ',')) ints.push_back(std::stoll(v));
     return IValue::int_list(ints);
   }
+  if (token.rfind("fl:", 0) == 0) {  // a float list (scale_factors)
+    IValueList items;
+    for (const std::string& v : split(value, ',')) items.emplace_back(std::stod(v));
+    return IValue::list(std::move(items));
+  }
   return IValue(parse_tensor_token(token));
 }
 
@@ -127,10 +135,11 @@ struct FixtureCase {
   std::vector<std::string> args;
   std::vector<std::string> outputs;
   double tolerance = 1e-5;
+  std::string family = "nn";  // the fixture folder (fixture_dir) holding the outputs
 };
 
-inline std::vector<FixtureCase> load_manifest(const std::string& file) {
-  std::ifstream in(fixture_dir() + "/" + file);
+inline std::vector<FixtureCase> load_manifest(const std::string& file, const std::string& family = "nn") {
+  std::ifstream in(fixture_dir(family) + "/" + file);
   REQUIRE(in.good());
   std::vector<FixtureCase> cases;
   std::string line;
@@ -145,6 +154,7 @@ inline std::vector<FixtureCase> load_manifest(const std::string& file) {
       if (!trim(a).empty()) c.args.push_back(trim(a));
     c.outputs = split(f[3], ',');
     c.tolerance = std::stod(f[4]);
+    c.family = family;
     cases.push_back(std::move(c));
   }
   return cases;
@@ -224,6 +234,7 @@ inline TypePtr static_type_of(const IValue& v) {
   if (v.is_list()) {
     const IValueList& items = v.to_list();
     if (!items.empty() && items[0].is_tensor()) return Type::list(Type::tensor());
+    if (!items.empty() && items[0].is_double()) return Type::list(Type::floating());
     return Type::list(Type::integer());
   }
   return Type::any();
@@ -266,7 +277,7 @@ inline void run_fixture_case(const OpRegistry& registry, const FixtureCase& c) {
     if (c.outputs[i] == "-") continue;
     INFO("result " << i << " vs " << c.outputs[i]);
     REQUIRE(results[i].is_tensor());
-    check_result(results[i].to_tensor(), read_npy(fixture_dir() + "/" + c.outputs[i]), c.tolerance);
+    check_result(results[i].to_tensor(), read_npy(fixture_dir(c.family) + "/" + c.outputs[i]), c.tolerance);
   }
   size_t k = 0;
   for (const IValue& a : full)
