@@ -120,6 +120,7 @@ void register_opencl_reduction_ops(OpenCLOpTable& table);    // reduction.cpp
 void register_opencl_shape_ops(OpenCLOpTable& table);        // shape.cpp: cat, stack, pad, index, ...
 void register_opencl_factory_ops(OpenCLOpTable& table);      // factories.cpp
 void register_opencl_nn_ops(OpenCLOpTable& table);           // nn.cpp: conv, pools, norms, embedding
+void register_opencl_upsample_ops(OpenCLOpTable& table);     // upsample.cpp: interpolation
 void register_opencl_linalg_ops(OpenCLOpTable& table);       // linalg.cpp: linear, matmul, bmm, ...
 void register_opencl_sequence_ops(OpenCLOpTable& table);     // sequence.cpp: rnn, attention
 

@@ -26,6 +26,7 @@ OpenCLOpTable make_opencl_op_table() {
   register_opencl_shape_ops(table);
   register_opencl_factory_ops(table);
   register_opencl_nn_ops(table);
+  register_opencl_upsample_ops(table);
   register_opencl_linalg_ops(table);
   register_opencl_sequence_ops(table);
   return table;
