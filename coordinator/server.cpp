@@ -42,6 +42,10 @@ constexpr auto kClientIdle = std::chrono::minutes(10);  // a client peer silent 
 // A micro-batch is sent again at most this many times (docs/coordinator.md, "Worker loss"): one that
 // keeps failing (bad data) or keeps being lost fails the job instead of looping.
 constexpr int kMaxReplays = 3;
+// Workers of one job that may die while building its stages before the job is failed: a stage that
+// crashes its worker (a compiler or driver fault on that graph) would otherwise be re-planned onto
+// every live worker in turn and take the whole cluster down.
+constexpr size_t kMaxBuildDeaths = 2;
 
 double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
@@ -145,11 +149,12 @@ struct Job {
   std::vector<size_t> released;    // per input: bytes from its start whose pages were given back
   std::vector<InputShape> shapes;  // a full micro-batch's inputs, what every plan is made for
   JobPlan plan;
-  uint32_t pipeline = 0;             // the plan's generation: bumped by every re-plan
-  std::set<uint32_t> workers;        // every worker holding one of its stages in the current plan
-  std::set<uint32_t> past_workers;   // every worker that held one in any plan (late results)
-  std::string recovering;            // while re-planning after a loss: what was lost
-  bool waiting_for_workers = false;  // re-planning found no live worker of the backend
+  uint32_t pipeline = 0;                  // the plan's generation: bumped by every re-plan
+  std::set<uint32_t> workers;             // every worker holding one of its stages in the current plan
+  std::set<uint32_t> past_workers;        // every worker that held one in any plan (late results)
+  std::string recovering;                 // while re-planning after a loss: what was lost
+  std::vector<std::string> build_deaths;  // workers that died building a stage: "worker w stage s (op)"
+  bool waiting_for_workers = false;       // re-planning found no live worker of the backend
   bool replan_posted = false;
   Clock::time_point ready_deadline;
   std::optional<Admission> admission;
@@ -366,7 +371,7 @@ struct CoordinatorServer::Impl {
     CONVOY_CHECK(role == schema::Role::CLIENT || role == schema::Role::WORKER, "Hello.role ",
                  static_cast<int>(role), " on the control socket (expected client or worker)");
     Peer& p = peers[id];
-    if (p.worker_id) forget_worker(p.worker_id, "said hello again");
+    if (p.worker_id) forget_worker(p.worker_id, "said hello again", true);
     p = Peer{role, who, 0, Clock::now()};
     wire::OutMessage m;
     auto env = m.envelope();
@@ -406,7 +411,7 @@ struct CoordinatorServer::Impl {
         Worker* w = worker_of(peer, d.getWorkerId());
         CONVOY_CHECK(w, "Deregister.workerId ", d.getWorkerId(), " is not this peer's");
         std::string reason = str(d.getReason());
-        forget_worker(w->id, "deregistered" + (reason.empty() ? "" : " (" + reason + ")"));
+        forget_worker(w->id, "deregistered" + (reason.empty() ? "" : " (" + reason + ")"), false);
         peer.worker_id = 0;
         return;
       }
@@ -474,7 +479,7 @@ struct CoordinatorServer::Impl {
       wd.processor = w.host + ":cpu";
       w.devices.push_back(wd);
     }
-    if (peer.worker_id) forget_worker(peer.worker_id, "registered again");
+    if (peer.worker_id) forget_worker(peer.worker_id, "registered again", true);
     w.id = next_worker_id++;
     w.last_heartbeat = Clock::now();
     for (WorkerDevice& d : w.devices) {
@@ -503,19 +508,47 @@ struct CoordinatorServer::Impl {
 
   // A worker is gone (deregistered, dead, replaced): a job that had stages on it is re-planned over
   // the live workers and its outstanding micro-batches replayed (recover()).
-  void forget_worker(uint32_t wid, const std::string& why) {
+  // `died`: it went without deregistering (missed heartbeats, or a new process under its name); a
+  // death while it was building one of the active job's stages counts towards that job's quarantine.
+  void forget_worker(uint32_t wid, const std::string& why, bool died) {
     auto it = workers.find(wid);
     if (it == workers.end()) return;
     Worker w = std::move(it->second);
     workers.erase(it);
     info("worker ", wid, " (", w.name, ") ", why);
     close_link(w.data_endpoint);
-    for (auto p = pending.begin(); p != pending.end();)
-      p = p->second.worker == wid ? pending.erase(p) : std::next(p);
-    if (active_job) {
-      Job& job = jobs.at(active_job);
-      if (job.workers.count(wid)) recover(job, str_cat("worker ", w.name, " lost (", why, ")"));
+    std::vector<PendingAssignment> building;
+    for (auto p = pending.begin(); p != pending.end();) {
+      if (p->second.worker != wid) {
+        ++p;
+        continue;
+      }
+      building.push_back(p->second);
+      p = pending.erase(p);
     }
+    if (!active_job) return;
+    Job& job = jobs.at(active_job);
+    if (died)
+      for (const PendingAssignment& a : building)
+        if (a.job == job.id && a.pipeline == job.pipeline && quarantine(job, a, w.name)) return;
+    if (job.workers.count(wid)) recover(job, str_cat("worker ", w.name, " lost (", why, ")"));
+  }
+
+  // Notes that worker `name` died building stage `a.stage`; once kMaxBuildDeaths workers have, the
+  // job fails naming each stage and its ops, and true is returned.
+  bool quarantine(Job& job, const PendingAssignment& a, const std::string& name) {
+    std::string what = str_cat("worker ", name, " died building stage ", a.stage);
+    if (a.stage < job.stage_first.size())
+      what += str_cat(" (", job.stage_first[a.stage], " .. ", job.stage_last[a.stage], ")");
+    job.build_deaths.push_back(what);
+    warn("job ", job.id, ": ", what, " [", job.build_deaths.size(), " of at most ", kMaxBuildDeaths, "]");
+    if (job.build_deaths.size() < kMaxBuildDeaths) return false;
+    std::string all;
+    for (const std::string& d : job.build_deaths) all += (all.empty() ? "" : "; ") + d;
+    end_job(job, JobState::FAILED,
+            str_cat("quarantined: ", job.build_deaths.size(), " workers died while building its stages (",
+                    all, "); a stage that crashes its worker is not assigned again"));
+    return true;
   }
 
   void on_worker_error(Peer& peer, uint64_t request, schema::ErrorReply::Reader e) {
@@ -1327,7 +1360,7 @@ struct CoordinatorServer::Impl {
     for (uint32_t wid : dead) {
       auto w = workers.find(wid);
       std::string identity = w->second.identity;
-      forget_worker(wid, str_cat("missed ", config.missed_heartbeats, " heartbeats: dead"));
+      forget_worker(wid, str_cat("missed ", config.missed_heartbeats, " heartbeats: dead"), true);
       auto p = peers.find(identity);
       if (p != peers.end()) p->second.worker_id = 0;
     }

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -36,6 +37,22 @@
 namespace convoy::worker {
 
 namespace {
+
+// Fault injection for the tests of the coordinator's quarantine: with CONVOY_FAULT_CRASH_BUILDING_OP
+// set to an op kind ("aten::linear"), a worker asked to build a stage holding that op dies by
+// SIGSEGV, as a compiler or driver fault on that graph would kill it. Unset (always, outside the
+// tests), this does nothing.
+void crash_if_fault_injected(Graph& graph) {
+  const char* op = std::getenv("CONVOY_FAULT_CRASH_BUILDING_OP");
+  if (!op || !*op) return;
+  bool holds = false;
+  for_each_node(graph.top(), [&](Node* n) { holds = holds || n->kind == op; });
+  if (!holds) return;
+  std::fprintf(stderr, "convoy-worker: CONVOY_FAULT_CRASH_BUILDING_OP=%s: crashing while building a stage\n",
+               op);
+  std::signal(SIGSEGV, SIG_DFL);
+  std::raise(SIGSEGV);
+}
 
 using Clock = std::chrono::steady_clock;
 namespace asio = boost::asio;
@@ -891,6 +908,7 @@ struct Worker::Impl {
         return cache.tensor(hash, dtype, shape);
       };
       stage->graph = deserialize_graph(a.getGraph(), registry, resolver);
+      crash_if_fault_injected(*stage->graph);
       for (const Value* p : stage->graph->inputs()) stage->params.push_back(p->type);
       if (backend == "opencl") {
         opencl::fuse_conv_batch_norm_activation(*stage->graph);

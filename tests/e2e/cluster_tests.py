@@ -61,11 +61,11 @@ class Cluster:
         self.verbose = True  # echo every CLI command and its output
 
     # -- processes ---------------------------------------------------------------------------------
-    def start(self, argv: List[str], log_name: str) -> subprocess.Popen:
+    def start(self, argv: List[str], log_name: str, env: Optional[Dict[str, str]] = None) -> subprocess.Popen:
         log_path = os.path.join(self.dir, log_name + ".log")
         log = open(log_path, "w")
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.dir,
-                                start_new_session=True)
+                                start_new_session=True, env={**os.environ, **(env or {})})
         log.close()
         self.procs.append(proc)
         self.logs[proc.pid] = log_path
@@ -85,13 +85,13 @@ class Cluster:
                                  "coordinator")
         return self.server
 
-    def worker(self, index: int, **keys) -> subprocess.Popen:
+    def worker(self, index: int, env: Optional[Dict[str, str]] = None, **keys) -> subprocess.Popen:
         cfg = os.path.join(self.dir, f"worker{index}.yaml")
         settings = {"coordinator": f"'{self.endpoint}'", "name": f"w{index}", "threads": 1}
         settings.update(keys)
         with open(cfg, "w") as f:
             f.writelines(f"{k}: {v}\n" for k, v in settings.items())
-        return self.start([os.path.join(self.bin, "convoy-worker"), "--config", cfg], f"worker{index}")
+        return self.start([os.path.join(self.bin, "convoy-worker"), "--config", cfg], f"worker{index}", env)
 
     def up(self, workers: int, **keys) -> Dict[str, subprocess.Popen]:
         """serve(**keys) and workers w1..wN, once all N have registered; returns them by name."""
@@ -612,6 +612,58 @@ def last_worker_killed_waits(c: Cluster):
     if not re.search(rf"info: job {job}: running again on pipeline 1", coordinator_log(c)):
         raise AssertionError("the coordinator log shows no resumed pipeline")
     c.expect_same_as_local(job_yaml)
+
+
+@case
+def fusion_in_blocks_on_daemons(c: Cluster):
+    """Scripted models with fusable chains inside loop and branch bodies (the fusion passes once
+    left a dangling walk there and segfaulted the worker): daemons started by hand, a stage per
+    worker, on OpenCL and on the reference backend; outputs = PyTorch's = --workers 0."""
+    c.serve(max_replicas=1)
+    c.worker(1)
+    c.worker(2)
+    c.worker(3, backend="reference")
+    c.worker(4, backend="reference")
+    c.wait_workers(4)
+    for backend in ("opencl", "reference"):
+        for model in ("fusion_loop", "fusion_nested", "scripted"):
+            job = c.job(model, f"{model}_{backend}")
+            c.cli("submit", job, "--backend", backend, "--wait", timeout=600)
+            c.expect_pytorch(job, model)
+            c.expect_same_as_local(job, backend)
+    if len(c.workers()) != 4:
+        raise AssertionError("a worker was lost running the fusion models")
+
+
+@case
+def poison_stage_quarantined(c: Cluster):
+    """A stage that crashes every worker that builds it (test fault hook: SIGSEGV on a stage holding
+    prim::Loop) kills at most two workers: the job then fails naming the stage and its ops, the third
+    worker stays up, and the next job (no loop) runs on it."""
+    c.serve(max_replicas=1)
+    poison = {"CONVOY_FAULT_CRASH_BUILDING_OP": "prim::Loop"}
+    procs = [c.worker(i, env=poison) for i in (1, 2, 3)]
+    c.wait_workers(3)
+    job_yaml = c.job("fusion_loop", "poison")
+    job = submitted_job(c.cli("submit", job_yaml))
+    st = c.wait_state(job, ("done", "failed", "cancelled"), 300)
+    if st["state"] != "failed":
+        raise AssertionError(f"job {job} {st['state']}, expected failed")
+    error = st.get("error") or ""
+    print(f"job {job} failed: {error}")
+    if "quarantined" not in error or not re.search(r"died building stage \d+ \(\S+", error):
+        raise AssertionError(f"the failure does not name the stage and its op: {error}")
+    time.sleep(1.0)  # a third crash, if the coordinator assigned the stage again, would show by now
+    dead = [p for p in procs if p.poll() is not None]
+    if len(dead) != 2:
+        raise AssertionError(f"{len(dead)} workers died, expected exactly 2")
+    for p in dead:
+        if p.returncode != -signal.SIGSEGV:
+            raise AssertionError(f"worker pid {p.pid} exited {p.returncode}, expected SIGSEGV")
+    alive = c.workers()
+    if len(alive) != 1:
+        raise AssertionError(f"{len(alive)} workers registered after the quarantine, expected 1")
+    c.submit_wait_and_compare("seed", "after")
 
 
 def main() -> int:
