@@ -1055,12 +1055,16 @@ struct CoordinatorServer::Impl {
     }
     std::string what =
         str_cat("worker ", peer.name, " stage ", f.getStage(), " micro-batch ", f.getSeq(), ": ", message);
-    if (job.state != JobState::RUNNING || !job.admission) {
+    using Kind = schema::StageFailed::Kind;
+    const Kind kind = f.getKind();
+    if (job.state != JobState::RUNNING || !job.admission || kind == Kind::BAD_INPUT ||
+        kind == Kind::INTERNAL) {
+      // Bad data, an unsupported op or a broken invariant: every replay would fail the same way.
       end_job(job, JobState::FAILED, what);
       return;
     }
-    // Perhaps transient (a device error, a next stage gone): replay on a new plan; a micro-batch that
-    // fails again on fresh pipelines (bad data) fails the job once it has used up its replays.
+    // A device or transport fault (or an older worker that does not say): replay on a new plan; a
+    // micro-batch that fails again on fresh pipelines fails the job once it has used up its replays.
     recover(job, what, static_cast<int64_t>(f.getSeq()));
   }
 

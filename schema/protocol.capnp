@@ -189,6 +189,14 @@ struct StageFailed {
   stage @2 :UInt32;
   seq @3 :UInt64;            # the micro-batch that failed (or ~0 for a failed assignment)
   message @4 :Text;
+  kind @5 :Kind;             # what the coordinator should do about it
+  enum Kind {
+    unknown @0;              # an older worker: treated as transient
+    badInput @1;             # the micro-batch or the stage's graph is wrong for it: fail the job, do not retry
+    device @2;               # the device or its memory failed: replay on a new plan
+    transport @3;            # a next stage unreachable or a message damaged on the way: replay
+    internal @4;             # a broken invariant in the worker: fail the job, a replay would repeat it
+  }
 }
 
 # --- clients --------------------------------------------------------------------------------------

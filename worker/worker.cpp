@@ -771,6 +771,7 @@ struct Worker::Impl {
       s.setSeq(o.seq);
       s.setMessage(str_cat("worker ", name, ": could not send micro-batch ", o.seq, " to the next stage at ",
                            o.endpoint, ": ", e.what()));
+      s.setKind(schema::StageFailed::Kind::TRANSPORT);
       send_control(std::move(f));
     }
   }
@@ -828,7 +829,26 @@ struct Worker::Impl {
     }
   }
 
-  Outbound stage_failed(const StageKey& key, uint64_t seq, uint64_t request_id, const std::string& message) {
+  // What a failure means for the job: bad data or an unsupported op fails it at once, a device or
+  // resource fault is replayed on a new plan (docs/coordinator.md, "Worker loss").
+  static schema::StageFailed::Kind failure_kind(const std::exception& e) {
+    using K = schema::StageFailed::Kind;
+    const auto* error = dynamic_cast<const Error*>(&e);
+    if (!error) return K::DEVICE;  // std::bad_alloc and other resource failures
+    switch (error->kind()) {
+      case ErrorKind::kInvalidInput:
+      case ErrorKind::kUnsupported:
+        return K::BAD_INPUT;
+      case ErrorKind::kIo:
+        return K::DEVICE;
+      case ErrorKind::kInternal:
+        return K::INTERNAL;
+    }
+    return K::UNKNOWN;
+  }
+
+  Outbound stage_failed(const StageKey& key, uint64_t seq, uint64_t request_id, const std::string& message,
+                        schema::StageFailed::Kind kind) {
     Outbound o;
     o.message.envelope().setRequestId(request_id);
     auto s = o.message.envelope().getBody().initStageFailed();
@@ -837,6 +857,7 @@ struct Worker::Impl {
     s.setStage(key.stage);
     s.setSeq(seq);
     s.setMessage(message);
+    s.setKind(kind);
     return o;
   }
 
@@ -970,7 +991,7 @@ struct Worker::Impl {
     } catch (const std::exception& e) {
       std::string text = str_cat("worker ", name, ": ", describe(key), " could not be built: ", e.what());
       log.write(LogLevel::kWarning, text);
-      post(stage_failed(key, kAssignmentSeq, request_id, text));
+      post(stage_failed(key, kAssignmentSeq, request_id, text, failure_kind(e)));
       cache.evict();
     }
   }
@@ -1004,7 +1025,9 @@ struct Worker::Impl {
     } catch (const std::exception& e) {
       std::string text = str_cat("micro-batch ", seq, " for ", describe(key), ": ", e.what());
       log.write(LogLevel::kWarning, "dropped message from ", peer, ": ", text);
-      post(stage_failed(key, seq, 0, str_cat("worker ", name, ": ", text)));
+      // A message that does not decode was damaged or forged on its way: another pipeline may fix it.
+      post(stage_failed(key, seq, 0, str_cat("worker ", name, ": ", text),
+                        schema::StageFailed::Kind::TRANSPORT));
       return;
     }
 
@@ -1021,7 +1044,7 @@ struct Worker::Impl {
     } catch (const std::exception& e) {
       std::string text = str_cat("worker ", name, ": ", describe(key), ", micro-batch ", seq, ": ", e.what());
       log.write(LogLevel::kWarning, text);
-      post(stage_failed(key, seq, 0, text));
+      post(stage_failed(key, seq, 0, text, failure_kind(e)));
       return;
     }
     double seconds = seconds_since(t0);

@@ -666,6 +666,30 @@ def poison_stage_quarantined(c: Cluster):
     c.submit_wait_and_compare("seed", "after")
 
 
+@case
+def bad_data_fails_at_once(c: Cluster):
+    """A micro-batch whose data is wrong for the model (a token id past the embedding table) fails the
+    job at once with the worker's message: StageFailed says badInput, so it is not replayed on fresh
+    pipelines, and the workers stay up."""
+    c.up(2)
+    job_yaml = c.job("gpt", "bad_tokens", repeat=4)
+    tokens_path = os.path.join(os.path.dirname(job_yaml), "input_0.npy")
+    tokens = np.load(tokens_path)
+    tokens[tokens.shape[0] // 2, 0] = 999  # the GPT fixture's vocabulary has 100 ids
+    np.save(tokens_path, tokens)
+    proc = c.cli("submit", job_yaml, "--wait", check=False, timeout=600)
+    if proc.returncode == 0:
+        raise AssertionError("a job with an out-of-range token id succeeded")
+    (st,) = c.status(submitted_job(proc))
+    error = st.get("error") or ""
+    if st["state"] != "failed" or "out of range" not in error or "999" not in error:
+        raise AssertionError(f"job {st['state']}: {error}")
+    if "replaying" in coordinator_log(c):
+        raise AssertionError("the coordinator replayed a micro-batch that failed on its data")
+    if len(c.workers()) != 2:
+        raise AssertionError("a worker was lost")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--list", action="store_true")
