@@ -23,6 +23,7 @@
 
 #include "coordinator/client.h"
 #include "coordinator/cluster_config.h"
+#include "coordinator/job_inputs.h"
 #include "coordinator/job_spec.h"
 #include "coordinator/planner.h"
 #include "coordinator/server.h"
@@ -436,21 +437,6 @@ class LocalWorkers {
   std::vector<pid_t> pids_;
 };
 
-std::vector<InputShape> input_shapes(const JobSpec& spec, const Model& model) {
-  CONVOY_CHECK(spec.inputs.size() == model.graph->inputs().size(), spec.job_file,
-               ": the model's forward() takes ", model.graph->inputs().size(), " input(s) but the job lists ",
-               spec.inputs.size());
-  std::vector<InputShape> out;
-  for (const std::string& path : spec.inputs) {
-    NpyFile f = NpyFile::open(path);
-    CONVOY_CHECK(!f.shape().empty(), path, ": a 0-dim array has no samples (samples are on dim 0)");
-    Shape shape = f.shape();
-    shape[0] = std::min(f.rows(), spec.batch_size);
-    out.push_back({f.dtype(), shape});
-  }
-  return out;
-}
-
 }  // namespace
 
 // --- formatting (public for tests) -----------------------------------------------------------------
@@ -707,8 +693,9 @@ int cmd_plan(const std::vector<std::string>& args) {
   LoadOptions options;
   options.num_inputs = static_cast<int>(spec.inputs.size());
   Model model = load_model(spec.model, registry, options);
-  std::vector<InputShape> shapes = input_shapes(spec, model);
-  int64_t samples = NpyFile::open(spec.inputs[0]).rows();
+  JobInputs in = open_job_inputs(spec.job_file, spec.inputs, model.input_names, spec.batch_size);
+  std::vector<InputShape>& shapes = in.shapes;
+  int64_t samples = in.samples;
   auto [gflops, gbps] = measure_this_machine(registry);
   std::string backend = a.backend.empty() ? "opencl" : a.backend;
   std::vector<WorkerDevice> devices =

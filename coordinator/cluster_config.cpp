@@ -1,5 +1,6 @@
 #include "coordinator/cluster_config.h"
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -50,7 +51,7 @@ ClusterConfig parse_cluster_config(const std::string& text, const std::string& f
   CONVOY_CHECK(root.IsMap(), where(file, root), ": a cluster file must be a mapping of settings");
   static const char* kKeys =
       "listen, heartbeat_ms, missed_heartbeats, max_in_flight, backend, min_workers, stage_ready_timeout_s, "
-      "max_replicas, op_overhead_us, http_listen";
+      "max_replicas, op_overhead_us, http_listen, state_dir";
   for (const auto& kv : root) {
     CONVOY_CHECK(kv.first.IsScalar(), where(file, kv.first), ": keys must be names (", kKeys, ")");
     std::string key = kv.first.as<std::string>();
@@ -89,6 +90,22 @@ ClusterConfig parse_cluster_config(const std::string& text, const std::string& f
                    "\"\" for no HTTP server, not '",
                    v.IsNull() ? std::string("null") : yaml::text_of(v), "'");
       c.http_listen = *text;
+    } else if (key == "state_dir") {
+      // "" (quoted) keeps no ledger: jobs do not survive the coordinator.
+      std::optional<std::string> text = v.IsScalar() ? yaml::scalar_as<std::string>(v) : std::nullopt;
+      CONVOY_CHECK(
+          text && text->find('\0') == std::string::npos && text->size() < 4096,
+          where(file, v.IsNull() ? kv.first : v),
+          ": 'state_dir' must be a folder (absolute, ~/..., or relative to this file) or \"\" for none");
+      c.state_dir = *text;
+      if (c.state_dir.rfind("~/", 0) == 0) {
+        const char* home = std::getenv("HOME");
+        CONVOY_CHECK(home && *home, where(file, v), ": 'state_dir' starts with ~/ but HOME is not set");
+        c.state_dir = std::string(home) + c.state_dir.substr(1);
+      } else if (!c.state_dir.empty() && c.state_dir[0] != '/') {
+        c.state_dir =
+            (std::filesystem::absolute(file).parent_path() / c.state_dir).lexically_normal().string();
+      }
     } else {
       fail(ErrorKind::kInvalidInput, where(file, kv.first), ": unknown key '", key,
            "' (expected one of: ", kKeys, ")");

@@ -19,6 +19,8 @@ struct ClusterConfig {
   uint32_t max_replicas = 0;                    // replicas per stage the planner may use; 0: any
   double op_overhead_us = 30;                   // the cost model's fixed cost per device op
   std::string http_listen = "127.0.0.1:7701";   // HOST:PORT of /healthz and /metrics; "": none
+  // The job ledger's folder (absolute once loaded; "~/" is $HOME). "": jobs are not durable.
+  std::string state_dir;
 };
 
 // Reads and validates a cluster file. Errors are convoy::Error(kInvalidInput) like

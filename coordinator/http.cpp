@@ -90,6 +90,9 @@ std::string format_metrics(const MetricsSnapshot& m) {
   family(o, "convoy_replays_total", "counter",
          "Micro-batches sent again on a new pipeline after a worker loss or a failed stage.");
   o << "convoy_replays_total " << m.replays_total << '\n';
+  family(o, "convoy_ledger_commits_total", "counter",
+         "Group commits of written micro-batches to the job ledger (0 without a state_dir).");
+  o << "convoy_ledger_commits_total " << m.ledger_commits_total << '\n';
   return o.str();
 }
 

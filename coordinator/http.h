@@ -41,6 +41,7 @@ struct MetricsSnapshot {
   std::vector<WorkerMetrics> worker_list;
   uint64_t messages_dropped_total = 0;  // malformed or unexpected messages the daemon dropped
   uint64_t replays_total = 0;           // micro-batches sent again on a new pipeline
+  uint64_t ledger_commits_total = 0;    // group commits of written micro-batches to the job ledger
 };
 
 // The snapshot in Prometheus text exposition format 0.0.4 (# HELP and # TYPE before every family).

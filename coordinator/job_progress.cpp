@@ -7,7 +7,13 @@
 
 namespace convoy {
 
-Admission::Admission(int64_t total, uint32_t limit) : total_(total), limit_(std::max<uint32_t>(limit, 1)) {}
+Admission::Admission(int64_t total, uint32_t limit, const std::set<int64_t>& written)
+    : total_(total), limit_(std::max<uint32_t>(limit, 1)) {
+  for (int64_t seq : written)
+    if (seq >= 0 && seq < total_) written_.insert(seq);
+  done_ = static_cast<int64_t>(written_.size());
+  skip_written();
+}
 
 int64_t Admission::admit() {
   CONVOY_ASSERT(can_admit(), "admit() without a credit");
@@ -17,6 +23,7 @@ int64_t Admission::admit() {
     requeued_.erase(requeued_.begin());
   } else {
     seq = next_++;
+    skip_written();
   }
   in_flight_.insert(seq);
   return seq;
@@ -58,8 +65,29 @@ int64_t micro_batch_end(int64_t seq, int64_t samples, int64_t batch_size) {
   return std::min(samples, (seq + 1) * batch_size);
 }
 
-OutputAssembler::OutputAssembler(std::string folder, int64_t samples, int64_t batch_size, std::string what)
-    : folder_(std::move(folder)), samples_(samples), batch_size_(batch_size), what_(std::move(what)) {}
+OutputAssembler::OutputAssembler(std::string folder, int64_t samples, int64_t batch_size, std::string what,
+                                 std::string partial_tag, bool resume)
+    : folder_(std::move(folder)),
+      samples_(samples),
+      batch_size_(batch_size),
+      what_(std::move(what)),
+      tag_(std::move(partial_tag)),
+      resume_(resume && !tag_.empty()) {}
+
+std::string OutputAssembler::partial_path(const std::string& folder, size_t index, const std::string& tag) {
+  return (std::filesystem::path(folder) / ("output_" + std::to_string(index) + ".npy." + tag + ".partial"))
+      .string();
+}
+
+size_t OutputAssembler::remove_partials(const std::string& folder, const std::string& tag) {
+  size_t n = 0;
+  for (size_t i = 0;; ++i) {
+    std::error_code ec;
+    if (!std::filesystem::remove(partial_path(folder, i, tag), ec)) break;
+    ++n;
+  }
+  return n;
+}
 
 void OutputAssembler::write(int64_t seq, const std::vector<Tensor>& outs) {
   int64_t begin = micro_batch_begin(seq, batch_size_), end = micro_batch_end(seq, samples_, batch_size_);
@@ -78,9 +106,13 @@ void OutputAssembler::write(int64_t seq, const std::vector<Tensor>& outs) {
                    " samples; outputs must keep samples on dim 0 to be written per sample");
       Shape shape = t.sizes();
       shape[0] = samples_;
-      writers.push_back(NpyWriter::create(
-          (std::filesystem::path(folder_) / ("output_" + std::to_string(i) + ".npy")).string(), t.dtype(),
-          shape));
+      std::string path = (std::filesystem::path(folder_) / ("output_" + std::to_string(i) + ".npy")).string();
+      if (tag_.empty())
+        writers.push_back(NpyWriter::create(path, t.dtype(), shape));
+      else if (resume_)
+        writers.push_back(NpyWriter::resume(path, t.dtype(), shape, partial_path(folder_, i, tag_)));
+      else
+        writers.push_back(NpyWriter::create(path, t.dtype(), shape, partial_path(folder_, i, tag_)));
     }
     writers_ = std::move(writers);
   }
@@ -97,8 +129,16 @@ void OutputAssembler::write(int64_t seq, const std::vector<Tensor>& outs) {
   for (size_t i = 0; i < outs.size(); ++i) writers_[i].write_rows(begin, outs[i]);
 }
 
+void OutputAssembler::sync() {
+  for (NpyWriter& w : writers_) w.sync();
+}
+
 void OutputAssembler::commit() {
   for (NpyWriter& w : writers_) w.commit();
+}
+
+void OutputAssembler::keep() {
+  for (NpyWriter& w : writers_) w.keep();
 }
 
 }  // namespace convoy

@@ -24,7 +24,9 @@ namespace convoy {
 // pipeline may still complete it, once; a copy arriving after that is refused like any duplicate.
 class Admission {
  public:
-  Admission(int64_t total, uint32_t limit);
+  // `written`: micro-batches done before this admission began (a job resumed from the ledger): they
+  // count as done and are never admitted.
+  Admission(int64_t total, uint32_t limit, const std::set<int64_t>& written = {});
 
   bool can_admit() const {
     return !closed_ && (!requeued_.empty() || next_ < total_) && in_flight_.size() < limit_;
@@ -69,6 +71,11 @@ class Admission {
   std::set<int64_t> in_flight_;  // sent on the current pipeline, not done
   std::set<int64_t> requeued_;   // outstanding, to be sent again
   std::map<int64_t, int> replays_;
+  std::set<int64_t> written_;  // done before this admission began
+
+  void skip_written() {
+    while (next_ < total_ && written_.count(next_)) ++next_;
+  }
 };
 
 // Micro-batch `seq` of a job with `samples` samples cut into `batch_size` ones covers samples
@@ -79,23 +86,41 @@ int64_t micro_batch_end(int64_t seq, int64_t samples, int64_t batch_size);
 
 // The job's output files: output_K.npy in `folder`, created from the first result (its count,
 // dtypes and trailing shapes are then required of every other), each micro-batch's rows written at
-// its offset, renamed into place by commit(). Uncommitted files are removed when this goes away.
+// its offset, renamed into place by commit(). Uncommitted files are removed when this goes away,
+// unless keep() was called.
+//
+// `partial_tag` names the temporary files (output_K.npy.<tag>.partial) so that a coordinator
+// restarted from its ledger finds them again: with `resume`, the first result reopens the files the
+// earlier process wrote (the rows it wrote stay) instead of creating them. "" picks unique names.
 class OutputAssembler {
  public:
-  OutputAssembler(std::string folder, int64_t samples, int64_t batch_size, std::string what);
+  OutputAssembler(std::string folder, int64_t samples, int64_t batch_size, std::string what,
+                  std::string partial_tag = "", bool resume = false);
 
   // Checks `outputs` against micro-batch `seq` and the first result, and writes them. Throws
   // convoy::Error(kInvalidInput) naming the output, its shape and what was expected.
   void write(int64_t seq, const std::vector<Tensor>& outputs);
+  // The rows written so far are durable (before a ledger records them).
+  void sync();
   // Every micro-batch written: the files appear.
   void commit();
+  // Leaves the temporary files in place (a coordinator stopping with a ledger resumes them).
+  void keep();
   size_t outputs() const { return writers_.size(); }
+
+  // The temporary file of output `index` for `partial_tag`.
+  static std::string partial_path(const std::string& folder, size_t index, const std::string& partial_tag);
+  // Removes every output_K.npy.<tag>.partial in `folder` (a job that ended while its coordinator was
+  // down); returns how many.
+  static size_t remove_partials(const std::string& folder, const std::string& partial_tag);
 
  private:
   std::string folder_;
   int64_t samples_;
   int64_t batch_size_;
   std::string what_;  // "job 3 (model.pt)" for messages
+  std::string tag_;
+  bool resume_;
   std::vector<NpyWriter> writers_;
 };
 

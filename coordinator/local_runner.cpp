@@ -5,6 +5,8 @@
 #include <memory>
 #include <ostream>
 
+#include "coordinator/job_inputs.h"
+#include "coordinator/job_progress.h"
 #include "opencl/device.h"
 #include "opencl/executor.h"
 #include "opencl/ops/nn.h"
@@ -75,27 +77,11 @@ JobResult run_job_in_process(const JobSpec& job, const OpRegistry& registry, std
   };
   result.load_seconds = seconds_since(t_load);
 
-  size_t n_inputs = model.graph->inputs().size();
-  if (job.inputs.size() != n_inputs) {
-    std::string names;
-    for (const std::string& n : model.input_names) names += (names.empty() ? "" : ", ") + n;
-    fail(ErrorKind::kInvalidInput, job.job_file, ": the model's forward() takes ", n_inputs, " input(s) (",
-         names, ") but the job lists ", job.inputs.size());
-  }
-  std::vector<NpyFile> inputs;
-  int64_t samples = -1;
-  for (size_t i = 0; i < job.inputs.size(); ++i) {
-    inputs.push_back(NpyFile::open(job.inputs[i]));
-    const NpyFile& f = inputs.back();
-    CONVOY_CHECK(!f.shape().empty(), job.inputs[i], ": a 0-dim array has no samples (samples are on dim 0)");
-    if (samples < 0) samples = f.rows();
-    CONVOY_CHECK(f.rows() == samples, job.job_file, ": inputs have different sample counts: ", job.inputs[0],
-                 " has ", samples, ", ", job.inputs[i], " has ", f.rows());
-  }
-  CONVOY_CHECK(samples > 0, job.job_file, ": the inputs hold no samples");
+  JobInputs in = open_job_inputs(job.job_file, job.inputs, model.input_names, job.batch_size);
+  const std::vector<NpyFile>& inputs = in.files;
+  const int64_t samples = in.samples;
 
-  std::filesystem::create_directories(job.output);
-  std::vector<NpyWriter> writers;
+  OutputAssembler outputs(job.output, samples, job.batch_size, job.model);
   auto t_run = std::chrono::steady_clock::now();
   for (int64_t begin = 0; begin < samples; begin += job.batch_size) {
     int64_t end = std::min(samples, begin + job.batch_size);
@@ -110,41 +96,18 @@ JobResult run_job_in_process(const JobSpec& job, const OpRegistry& registry, std
     }
     std::vector<Tensor> outs;
     for (const IValue& v : returned) flatten_outputs(v, outs, job.job_file);
-    if (writers.empty()) {
-      for (size_t i = 0; i < outs.size(); ++i) {
-        const Tensor& t = outs[i];
-        CONVOY_CHECK(t.dim() >= 1 && t.size(0) == end - begin, job.model, ": output ", i, " is ",
-                     t.describe(), " for a micro-batch of ", end - begin,
-                     " samples; outputs must keep samples on dim 0 to be written per sample");
-        Shape shape = t.sizes();
-        shape[0] = samples;
-        writers.push_back(NpyWriter::create(
-            (std::filesystem::path(job.output) / ("output_" + std::to_string(i) + ".npy")).string(),
-            t.dtype(), shape));
-      }
-    }
-    CONVOY_CHECK(outs.size() == writers.size(), job.model, ": micro-batch [", begin, ", ", end, ") returned ",
-                 outs.size(), " outputs, the first returned ", writers.size());
-    for (size_t i = 0; i < outs.size(); ++i) {
-      const Tensor& t = outs[i];
-      Shape expect = writers[i].shape();
-      expect[0] = end - begin;
-      CONVOY_CHECK(t.sizes() == expect && t.dtype() == writers[i].dtype(), job.model, ": output ", i,
-                   " of micro-batch [", begin, ", ", end, ") is ", t.describe(),
-                   " but earlier micro-batches gave ", dtype_name(writers[i].dtype()), shape_str(expect));
-      writers[i].write_rows(begin, t);
-    }
+    outputs.write(result.micro_batches, outs);
     ++result.micro_batches;
     if (accelerated && progress && result.micro_batches == 1) *progress << accelerated->plan_report();
     if (progress)
       *progress << "micro-batch " << result.micro_batches << ": samples [" << begin << ", " << end
                 << ") done\n";
   }
-  for (NpyWriter& w : writers) w.commit();
+  outputs.commit();
   if (accelerated && progress && accelerated->profiling()) *progress << accelerated->profile_report();
   result.run_seconds = seconds_since(t_run);
   result.samples = samples;
-  result.outputs = writers.size();
+  result.outputs = outputs.outputs();
   return result;
 }
 

@@ -453,7 +453,8 @@ void write_npy(const std::string& path, const Tensor& t) {
   sync_and_rename(fd, temp, path);
 }
 
-NpyWriter NpyWriter::create(const std::string& path, DType dtype, const Shape& shape) {
+NpyWriter NpyWriter::create(const std::string& path, DType dtype, const Shape& shape,
+                            const std::string& temp_path) {
   CONVOY_CHECK(!shape.empty(), path, ": an output written in rows needs at least one dimension");
   for (int64_t d : shape) CONVOY_CHECK(d >= 0, path, ": negative dimension in shape ", shape_str(shape));
   NpyWriter w;
@@ -464,8 +465,14 @@ NpyWriter NpyWriter::create(const std::string& path, DType dtype, const Shape& s
   w.data_offset_ = header.size();
   w.row_bytes_ = dtype_size(file_dtype(dtype));
   for (size_t i = 1; i < shape.size(); ++i) w.row_bytes_ *= static_cast<uint64_t>(shape[i]);
-  w.temp_path_ = temp_name(path);
-  w.fd_ = create_temp(w.temp_path_, path);
+  if (temp_path.empty()) {
+    w.temp_path_ = temp_name(path);
+    w.fd_ = create_temp(w.temp_path_, path);
+  } else {
+    w.temp_path_ = temp_path;
+    w.fd_ = ::open(temp_path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (w.fd_ < 0) fail(ErrorKind::kIo, path, ": cannot create ", temp_path, ": ", std::strerror(errno));
+  }
   write_all(w.fd_, header.data(), header.size(), 0, path);
   // Sized up front (sparse) so rows can be written in any order and unwritten ones read as zeros.
   uint64_t total = w.data_offset_ + w.row_bytes_ * static_cast<uint64_t>(shape[0]);
@@ -474,6 +481,46 @@ NpyWriter NpyWriter::create(const std::string& path, DType dtype, const Shape& s
          " bytes: ", std::strerror(errno));
   }
   return w;
+}
+
+NpyWriter NpyWriter::resume(const std::string& path, DType dtype, const Shape& shape,
+                            const std::string& temp_path) {
+  CONVOY_CHECK(!shape.empty(), path, ": an output written in rows needs at least one dimension");
+  NpyWriter w;
+  w.path_ = path;
+  w.dtype_ = dtype;
+  w.shape_ = shape;
+  w.temp_path_ = temp_path;
+  std::string header = make_header(dtype, shape);
+  w.data_offset_ = header.size();
+  w.row_bytes_ = dtype_size(file_dtype(dtype));
+  for (size_t i = 1; i < shape.size(); ++i) w.row_bytes_ *= static_cast<uint64_t>(shape[i]);
+  w.fd_ = ::open(temp_path.c_str(), O_RDWR | O_CLOEXEC);
+  if (w.fd_ < 0) fail(ErrorKind::kIo, path, ": cannot reopen ", temp_path, ": ", std::strerror(errno));
+  struct stat st {};
+  std::string head(header.size(), '\0');
+  uint64_t total = w.data_offset_ + w.row_bytes_ * static_cast<uint64_t>(shape[0]);
+  bool ok = ::fstat(w.fd_, &st) == 0 && static_cast<uint64_t>(st.st_size) == total &&
+            ::pread(w.fd_, head.data(), head.size(), 0) == static_cast<ssize_t>(head.size()) &&
+            head == header;
+  if (!ok) {
+    ::close(w.fd_);
+    w.fd_ = -1;  // not ours to remove: the caller decides
+    fail(ErrorKind::kInvalidInput, path, ": ", temp_path, " is not the partial ", dtype_name(dtype),
+         shape_str(shape), " output this job started (", total, " bytes expected)");
+  }
+  return w;
+}
+
+void NpyWriter::sync() {
+  CONVOY_CHECK(fd_ >= 0, path_, ": sync after commit");
+  if (::fdatasync(fd_) != 0)
+    fail(ErrorKind::kIo, path_, ": cannot sync ", temp_path_, ": ", std::strerror(errno));
+}
+
+void NpyWriter::keep() {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
 }
 
 NpyWriter::NpyWriter(NpyWriter&& o) noexcept { *this = std::move(o); }

@@ -50,7 +50,15 @@ class NpyFile {
 class NpyWriter {
  public:
   // `dtype` is the dtype of the tensors given to write_rows; kBFloat16 is stored as float32.
-  static NpyWriter create(const std::string& path, DType dtype, const Shape& shape);
+  // `temp_path`: where the rows go until commit(); "" picks a fresh unique name. A file already at
+  // `temp_path` is replaced.
+  static NpyWriter create(const std::string& path, DType dtype, const Shape& shape,
+                          const std::string& temp_path = "");
+  // Reopens the temporary file that create(path, dtype, shape, temp_path) made, maybe in an earlier
+  // process, to write more rows: the rows written then stay. Throws convoy::Error(kIo) when it is
+  // missing, and kInvalidInput when its header or size is not what that create() writes.
+  static NpyWriter resume(const std::string& path, DType dtype, const Shape& shape,
+                          const std::string& temp_path);
   NpyWriter(NpyWriter&& other) noexcept;
   NpyWriter& operator=(NpyWriter&& other) noexcept;
   NpyWriter(const NpyWriter&) = delete;
@@ -64,6 +72,11 @@ class NpyWriter {
   void write_rows(int64_t begin, const Tensor& rows);
   // Flushes the data to disk and renames the temporary file to path(). Once only.
   void commit();
+  // Makes the rows written so far durable (fdatasync), e.g. before a ledger records them.
+  void sync();
+  // Closes the file without removing it, so a later resume() carries on; the writer is then spent.
+  void keep();
+  const std::string& temp_path() const { return temp_path_; }
 
  private:
   NpyWriter() = default;

@@ -140,6 +140,16 @@ void OutMessage::send(zmq::socket_t& socket, const std::string* identity) {
   impl_->frames.clear();
 }
 
+std::vector<zmq::message_t> OutMessage::take_frames() {
+  kj::Array<capnp::word> words = capnp::messageToFlatArray(impl_->builder);
+  auto bytes = words.asBytes();
+  std::vector<zmq::message_t> out;
+  out.emplace_back(bytes.begin(), bytes.size());
+  for (zmq::message_t& f : impl_->frames) out.push_back(std::move(f));
+  impl_->frames.clear();
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Incoming messages
 

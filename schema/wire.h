@@ -69,6 +69,9 @@ class OutMessage {
   // Blocks only as ZeroMQ's send does (high-water mark); throws convoy::Error(kIo) on failure.
   // The message is consumed.
   void send(zmq::socket_t& socket, const std::string* identity = nullptr);
+  // The frames send() would send (envelope first, no identity), for in-process delivery
+  // (InMessage::from_frames) and tests. The message is consumed.
+  std::vector<zmq::message_t> take_frames();
 
  private:
   struct Impl;

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(build-essential cmake ninja-build pkg-config capnproto libcapnp-dev libzmq3-dev cppzmq-dev
-          libyaml-cpp-dev libboost-dev libboost-system-dev zlib1g-dev
+          libyaml-cpp-dev libboost-dev libboost-system-dev zlib1g-dev libsqlite3-dev
           ocl-icd-opencl-dev opencl-headers pocl-opencl-icd clinfo libclblast-dev libopenblas-dev)
 if [[ "${1:-}" == "--test" ]]; then
   packages+=(catch2 python3 python3-numpy python3-zmq python3-torch python3-torchvision clang libclang-rt-14-dev)

@@ -34,6 +34,7 @@ http::MetricsSnapshot sample_snapshot() {
   m.worker_list = {{"w1", 0.25, 1048576}, {"odd \"name\"\\", 1.5, 2}};
   m.messages_dropped_total = 5;
   m.replays_total = 3;
+  m.ledger_commits_total = 9;
   return m;
 }
 
@@ -59,6 +60,7 @@ TEST_CASE("http: metrics are Prometheus text format 0.0.4", "[http]") {
   CHECK_THAT(text,
              Contains("# TYPE convoy_messages_dropped_total counter\nconvoy_messages_dropped_total 5\n"));
   CHECK_THAT(text, Contains("# TYPE convoy_replays_total counter\nconvoy_replays_total 3\n"));
+  CHECK_THAT(text, Contains("# TYPE convoy_ledger_commits_total counter\nconvoy_ledger_commits_total 9\n"));
   // Every sample line belongs to a family announced just before; each family has HELP and TYPE.
   std::istringstream lines(text);
   std::string line, family;
@@ -76,8 +78,8 @@ TEST_CASE("http: metrics are Prometheus text format 0.0.4", "[http]") {
       CHECK((line[family.size()] == ' ' || line[family.size()] == '{'));
     }
   }
-  CHECK(helps == 10);
-  CHECK(types == 10);
+  CHECK(helps == 11);
+  CHECK(types == 11);
   CHECK(text.back() == '\n');
 
   // No running job, no workers: the families are still announced, without samples.
