@@ -18,6 +18,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -215,17 +216,48 @@ JobStatusInfo wait_for(CoordinatorClient& client, uint64_t job, std::ostream& ou
   int64_t last_done = -1;
   Clock::time_point last_line{};
   bool bar_drawn = false;
+  // A coordinator that restarts (from its ledger) is waited for this long before giving up.
+  constexpr auto kReattach = std::chrono::seconds(120);
+  std::optional<Clock::time_point> unreachable_since;
   while (true) {
     JobStatusInfo s;
     try {
       s = query_status(client, job).at(0);
+      if (unreachable_since) {
+        if (bar_drawn) out << "\n";
+        bar_drawn = false;
+        out << "reattached to job " << job << " at " << client.endpoint() << "\n" << std::flush;
+      }
+      unreachable_since.reset();
     } catch (const RemoteError& e) {
-      // A restarted coordinator forgot us (refused) and the job (not found): say so plainly.
+      if (e.reply_kind() == schema::ErrorReply::Kind::REFUSED && !unreachable_since) {
+        // A restarted coordinator does not know this connection: greet it and ask again.
+        client.forget_greeting();
+        unreachable_since = Clock::now();
+        continue;
+      }
+      // A coordinator without a ledger forgot the job when it restarted: say so plainly.
       if (e.reply_kind() == schema::ErrorReply::Kind::NOT_FOUND ||
           e.reply_kind() == schema::ErrorReply::Kind::REFUSED)
         fail(ErrorKind::kIo, "job ", job, " is no longer known to the coordinator at ", client.endpoint(),
-             " (was it restarted?)");
+             " (it restarted without a state_dir, or with another one)");
       throw;
+    } catch (const Error& e) {
+      if (e.kind() != ErrorKind::kIo) throw;
+      // No answer: the coordinator is down or restarting. Keep asking for a while.
+      if (!unreachable_since) {
+        unreachable_since = Clock::now();
+        if (bar_drawn) out << "\n";
+        bar_drawn = false;
+        out << "the coordinator at " << client.endpoint() << " is not answering; waiting up to "
+            << kReattach.count() << " s for it to come back\n"
+            << std::flush;
+      } else if (Clock::now() - *unreachable_since > kReattach) {
+        throw;
+      }
+      client.forget_greeting();
+      if (g_interrupted) throw Error(ErrorKind::kIo, "interrupted");
+      continue;
     }
     if (terminal) {
       if (s.state != last_state && !s.ended()) {

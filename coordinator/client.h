@@ -40,6 +40,8 @@ class CoordinatorClient {
   wire::InMessage call(wire::OutMessage request);
 
   const std::string& endpoint() const { return endpoint_; }
+  // The next call says hello first (a restarted coordinator knows no earlier peer).
+  void forget_greeting() { greeted_ = false; }
 
  private:
   wire::InMessage exchange(wire::OutMessage request, uint64_t id);

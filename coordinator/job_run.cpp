@@ -341,6 +341,7 @@ void JobRun::begin_streaming() {
   if (resume && static_cast<int64_t>(resume_written_.size()) >= micro_batches_total_)
     resume_written_.erase(std::prev(resume_written_.end()));
   admission_.emplace(micro_batches_total_, credits, resume_written_);
+  resumed_ = static_cast<int64_t>(resume_written_.size());
   micro_batches_done_ = admission_->done();
   samples_done_ = 0;
   for (int64_t seq : resume_written_)
@@ -686,7 +687,9 @@ void JobRun::end(JobState state, const std::string& error) {
   error_ = why;
   finished_ = env_.clock.now();
   if (state == JobState::DONE)
-    info("done: ", samples_, " samples in ", seconds(finished_ - started_), " s");
+    info("done: ", samples_, " samples in ", seconds(finished_ - started_), " s (",
+         micro_batches_done_ - resumed_, " micro-batches computed by this coordinator, ", resumed_,
+         " written before a restart)");
   else
     info(job_state_name(state), why.empty() ? "" : ": ", why);
   release_stages();

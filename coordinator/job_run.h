@@ -191,6 +191,7 @@ class JobRun {
   std::optional<Admission> admission_;
   std::optional<OutputAssembler> outputs_;
   std::set<int64_t> resume_written_;  // from the ledger: written before a coordinator restart
+  int64_t resumed_ = 0;               // how many of those this run took over
   std::vector<int64_t> unsynced_;     // written, not yet in the ledger
   SteadyClock::time_point first_unsynced_;
 

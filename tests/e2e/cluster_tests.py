@@ -171,6 +171,44 @@ class Cluster:
                 text = f.read()
             print(f"----- {os.path.basename(path)} (pid {pid}) -----\n{text[-6000:]}")
 
+    # -- the shipped configs ---------------------------------------------------------------------
+    CONFIGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "configs")
+
+    def wait_shipped_ports(self):
+        """configs/cluster.yaml's ports 7700 and 7701 free (ctest runs the cases that use them under
+        one RESOURCE_LOCK). SO_REUSEADDR as ZeroMQ and the HTTP server set it: connections of an
+        earlier run in TIME_WAIT do not block the port, a listener does."""
+        for port, key in ((7700, "listen"), (7701, "http_listen")):
+            deadline = time.monotonic() + 15
+            while True:
+                with socket.socket() as s:
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    try:
+                        s.bind(("127.0.0.1", port))
+                        break
+                    except OSError:
+                        if time.monotonic() > deadline:
+                            raise AssertionError(f"port {port} (configs/cluster.yaml's {key}) is in use on this machine")
+                time.sleep(0.5)
+
+    def shipped_serve(self, env: Dict[str, str], log_name: str = "coordinator") -> subprocess.Popen:
+        self.wait_shipped_ports()
+        self.endpoint = ""  # the CLI's default, like the configs'
+        self.server = self.start([os.path.join(self.bin, "convoy-coordinator"), "serve", "--config",
+                                  os.path.join(self.CONFIGS, "cluster.yaml")], log_name, env)
+        return self.server
+
+    def shipped_up(self, workers: int) -> Dict[str, str]:
+        """The coordinator and WORKERS workers on configs/cluster.yaml and configs/worker.yaml as
+        shipped, with HOME in this case's folder (the shipped state_dir is under ~). Returns that env."""
+        env = {"HOME": os.path.join(self.dir, "home")}
+        os.makedirs(env["HOME"], exist_ok=True)
+        self.shipped_serve(env)
+        for i in range(1, workers + 1):
+            self.start([os.path.join(self.bin, "convoy-worker"), "--config",
+                        os.path.join(self.CONFIGS, "worker.yaml")], f"worker{i}", env)
+        return env
+
     # -- jobs --------------------------------------------------------------------------------------
     def job(self, model: str, name: str, repeat: int = 1, batch_size: Optional[int] = None) -> str:
         """Writes NAME/job.yaml for a fixture, its inputs repeated `repeat` times along dim 0, with
@@ -463,27 +501,7 @@ def http_metrics(c: Cluster):
 def shipped_configs(c: Cluster):
     """configs/cluster.yaml and configs/worker.yaml as shipped (port 7700), two workers, and
     `submit JOB.yaml --wait` with no other flag."""
-    configs = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "configs")
-    # SO_REUSEADDR as ZeroMQ and the HTTP server set it: connections of an earlier run in TIME_WAIT do
-    # not block the port, a listener does. Wait a little for one that is shutting down.
-    for port, key in ((7700, "listen"), (7701, "http_listen")):
-        deadline = time.monotonic() + 15
-        while True:
-            with socket.socket() as s:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    s.bind(("127.0.0.1", port))
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise AssertionError(f"port {port} (configs/cluster.yaml's {key}) is in use on this machine")
-            time.sleep(0.5)
-    c.endpoint = ""  # the CLI's default, like the configs'
-    c.server = c.start([os.path.join(c.bin, "convoy-coordinator"), "serve", "--config",
-                        os.path.join(configs, "cluster.yaml")], "coordinator")
-    for i in (1, 2):
-        c.start([os.path.join(c.bin, "convoy-worker"), "--config", os.path.join(configs, "worker.yaml")],
-                f"worker{i}")
+    c.shipped_up(2)
     c.wait_workers(2)
     c.submit_wait_and_compare("resnet18", "shipped", timeout=600)
     with urllib.request.urlopen("http://127.0.0.1:7701/healthz", timeout=10) as r:
@@ -690,8 +708,10 @@ def bad_data_fails_at_once(c: Cluster):
         raise AssertionError("a worker was lost")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def main(cases: Optional[Dict[str, Callable]] = None, doc: Optional[str] = None) -> int:
+    """Runs one case of `cases` (this file's by default); other case files call it with theirs."""
+    CASES = cases if cases is not None else globals()["CASES"]
+    parser = argparse.ArgumentParser(description=(doc or __doc__).split("\n\n")[0])
     parser.add_argument("--list", action="store_true")
     parser.add_argument("--bin")
     parser.add_argument("--fixtures")
