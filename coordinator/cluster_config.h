@@ -16,9 +16,10 @@ struct ClusterConfig {
   std::string backend = "opencl";               // for jobs that do not name one
   uint32_t min_workers = 1;                     // a job waits in the queue for this many workers
   double stage_ready_timeout_s = 600;           // compiling and warming a stage (PoCL builds are slow)
-  uint32_t max_replicas = 0;                    // replicas per stage the planner may use; 0: any
-  double op_overhead_us = 30;                   // the cost model's fixed cost per device op
-  std::string http_listen = "127.0.0.1:7701";   // HOST:PORT of /healthz and /metrics; "": none
+  double progress_timeout_s = 60;  // a running job with no result this long is diagnosed; 0: never
+  uint32_t max_replicas = 0;       // replicas per stage the planner may use; 0: any
+  double op_overhead_us = 30;      // the cost model's fixed cost per device op
+  std::string http_listen = "127.0.0.1:7701";  // HOST:PORT of /healthz and /metrics; "": none
   // The job ledger's folder (absolute once loaded; "~/" is $HOME). "": jobs are not durable.
   std::string state_dir;
 };

@@ -32,6 +32,10 @@ constexpr size_t kMaxBuildDeaths = 2;
 // Ledger group commit: written micro-batches are made durable and recorded at least this often.
 constexpr size_t kLedgerBatch = 64;
 constexpr auto kLedgerInterval = std::chrono::milliseconds(100);
+// The coordinator's data links to stage 0 must answer its hello this soon after the stages are ready.
+constexpr auto kDataLinkTimeout = std::chrono::seconds(10);
+// Progress timeouts a job survives (each re-plans it) before it fails.
+constexpr int kMaxStalls = 2;
 
 double seconds(SteadyClock::duration d) { return std::chrono::duration<double>(d).count(); }
 
@@ -272,6 +276,7 @@ void JobRun::assign(uint32_t s, uint32_t r, Worker& w, bool send_all_weights) {
     for (size_t i = 0; i < shapes_.size(); ++i)
       wire::set_meta(warm[static_cast<unsigned>(i)], shapes_[i].dtype, shapes_[i].shape);
   }
+  if (s == 0) env_.outbox.data_answered(w);  // connect and say hello while the stage builds
   pending_[request] = PendingAssignment{pipeline_, s, r, w.id, send_all_weights};
   info("stage ", s, " replica ", r, " -> worker ", w.name, " (", external.size(), " weights, ", bytes_sent,
        " bytes sent)");
@@ -308,7 +313,33 @@ void JobRun::on_stage_ready(Worker& w, uint64_t request, schema::StageReady::Rea
   info("stage ", a.stage, " replica ", a.replica, " ready on ", w.name, " (compile ",
        std::isfinite(compile) ? compile : 0.0, " s, ", ready.getWeightBytesReceived(), " weight bytes)");
   if (state_ != JobState::PLANNING || !pending_.empty()) return;
+  all_stages_ready();
+}
+
+void JobRun::all_stages_ready() {
+  for (const StageReplica& r : plan_.stages[0].replicas) {
+    const Worker* w = env_.workers.find(r.worker_id);
+    if (w && !env_.outbox.data_answered(*w)) {
+      if (!awaiting_links_) links_deadline_ = env_.clock.now() + kDataLinkTimeout;
+      awaiting_links_ = true;
+      return;
+    }
+  }
+  awaiting_links_ = false;
   begin_streaming();
+}
+
+void JobRun::on_data_link_answered() {
+  if (state_ == JobState::PLANNING && awaiting_links_ && pending_.empty()) all_stages_ready();
+}
+
+void JobRun::exclude_unreachable(const std::string& endpoint, const std::string& why) {
+  for (const auto& [wid, w] : env_.workers.all())
+    if (w.data_endpoint == endpoint) {
+      excluded_.insert(wid);
+      warn(why, "; worker ", w.name, " is left out of this job's plans");
+    }
+  recover(why);
 }
 
 // Every stage replica of the current plan is ready: stream (again, after a re-plan).
@@ -321,11 +352,13 @@ void JobRun::begin_streaming() {
   if (admission_) {  // a re-planned pipeline: the outputs and what is done so far carry over
     admission_->set_limit(credits);
     info("running again on pipeline ", pipeline_, ", replaying ", admission_->requeued(), " micro-batch(es)");
+    last_progress_ = env_.clock.now();
     recovering_.clear();
     admit();
     return;
   }
   streaming_ = env_.clock.now();
+  last_progress_ = streaming_;
   bool resume = !resume_written_.empty();
   if (resume &&
       !std::filesystem::exists(OutputAssembler::partial_path(request_.output, 0, partial_tag(id_)))) {
@@ -432,6 +465,7 @@ void JobRun::on_result(uint32_t worker_id, const std::string& worker, const wire
          stage_seconds_sum_.size(), " stages; ignored");
   }
   admission_->complete(static_cast<int64_t>(seq));
+  last_progress_ = env_.clock.now();
   release_consumed_inputs();
   samples_done_ +=
       micro_batch_end(seq, samples_, request_.batch_size) - micro_batch_begin(seq, request_.batch_size);
@@ -495,6 +529,12 @@ void JobRun::on_stage_failed(const std::string& worker, schema::StageFailed::Rea
     return;
   }
   if (f.getSeq() == kFailedAssignment) {
+    std::string unreachable = str(f.getUnreachable());
+    if (f.getKind() == schema::StageFailed::Kind::TRANSPORT && !unreachable.empty()) {
+      exclude_unreachable(unreachable, str_cat("stage ", f.getStage(), " on worker ", worker,
+                                               " cannot reach the next stage at ", unreachable));
+      return;
+    }
     end(JobState::FAILED, str_cat("worker ", worker, " could not build stage ", f.getStage(), ": ", message));
     return;
   }
@@ -614,6 +654,7 @@ void JobRun::recover(const std::string& why, std::optional<int64_t> failed_seq) 
       }
   }
   state_ = JobState::PLANNING;
+  awaiting_links_ = false;
   ready_deadline_ = env_.clock.now() + std::chrono::duration_cast<SteadyClock::duration>(
                                            std::chrono::duration<double>(env_.config.stage_ready_timeout_s));
   if (replan_posted_) return;
@@ -627,8 +668,13 @@ void JobRun::recover(const std::string& why, std::optional<int64_t> failed_seq) 
 // Plans a recovering job again over the live workers, or waits for one to register (bounded by
 // stage_ready_timeout_s, see tick()).
 void JobRun::replan() {
-  std::vector<WorkerDevice> devices = env_.workers.usable_devices(backend_);
+  std::vector<WorkerDevice> devices = env_.workers.usable_devices(backend_, excluded_);
   size_t replay = admission_ ? admission_->requeued() : 0;
+  if (devices.empty() && !env_.workers.usable_devices(backend_).empty()) {
+    end(JobState::FAILED, str_cat(recovering_, "; no other worker of the ", backend_,
+                                  " backend is left to plan over (the others are unreachable)"));
+    return;
+  }
   if (devices.empty()) {
     if (!waiting_for_workers_)
       info(recovering_, "; no live worker runs the ", backend_, " backend: waiting up to ",
@@ -655,8 +701,24 @@ void JobRun::tick() {
       flush_written(false);
     } catch (const Error& e) {
       end(JobState::FAILED, e.what());
+      return;
     }
+    check_progress();
     return;
+  }
+  if (state_ == JobState::PLANNING && awaiting_links_ && env_.clock.now() > links_deadline_) {
+    for (const StageReplica& r : plan_.stages[0].replicas) {
+      const Worker* w = env_.workers.find(r.worker_id);
+      if (w && !env_.outbox.data_answered(*w)) {
+        std::string endpoint = w->data_endpoint;
+        exclude_unreachable(endpoint, str_cat("the coordinator cannot reach worker ", w->name,
+                                              "'s data endpoint ", endpoint, " (no answer to hello within ",
+                                              std::chrono::duration<double>(kDataLinkTimeout).count(),
+                                              " s; a worker on another host must advertise an address the "
+                                              "coordinator can dial: set its advertise_host)"));
+        return;
+      }
+    }
   }
   if (state_ != JobState::PLANNING || env_.clock.now() <= ready_deadline_) return;
   if (waiting_for_workers_)
@@ -667,6 +729,41 @@ void JobRun::tick() {
     end(JobState::FAILED,
         str_cat(recovering_.empty() ? "" : recovering_ + "; re-planned, but ", "stages not ready after ",
                 env_.config.stage_ready_timeout_s, " s (stage_ready_timeout_s)"));
+}
+
+// "stage 0 on w1 (tcp://...) -> stage 1 on w2 (tcp://...), w3 (...) -> the coordinator"
+std::string JobRun::describe_pipeline() const {
+  std::string out;
+  for (size_t s = 0; s < plan_.stages.size(); ++s) {
+    out += str_cat(s ? " -> " : "", "stage ", s, " on ");
+    const auto& reps = plan_.stages[s].replicas;
+    for (size_t r = 0; r < reps.size(); ++r) {
+      const Worker* w = env_.workers.find(reps[r].worker_id);
+      out += str_cat(r ? ", " : "", reps[r].worker, " (", w ? w->data_endpoint : std::string("gone"), ")");
+    }
+  }
+  return out + " -> the coordinator";
+}
+
+// No result for progress_timeout_s while micro-batches are in flight: something on the pipeline
+// swallows them without an error (a link that never connects, a frozen process that still sends
+// heartbeats). The pipeline is named and re-planned; after kMaxStalls the job fails with it.
+void JobRun::check_progress() {
+  double limit = env_.config.progress_timeout_s;
+  if (limit <= 0 || !admission_ || admission_->in_flight() == 0) return;
+  double idle = seconds(env_.clock.now() - last_progress_);
+  if (idle < limit) return;
+  ++stalls_;
+  std::string why =
+      str_cat("no result for ", idle, " s (progress_timeout_s ", limit, ") with ", admission_->in_flight(),
+              " micro-batch(es) in flight (lowest ", admission_->lowest_outstanding(), ") on pipeline ",
+              pipeline_, ": ", describe_pipeline());
+  warn(why);
+  if (stalls_ >= kMaxStalls) {
+    end(JobState::FAILED, str_cat(why, "; stalled ", stalls_, " times, giving up"));
+    return;
+  }
+  recover(why);
 }
 
 // --- the end ---------------------------------------------------------------------------------------

@@ -48,6 +48,9 @@ class JobOutbox {
   virtual void defer(std::function<void()> f) = 0;
   // The job ended: the loop may start the next one.
   virtual void job_ended(uint64_t job) = 0;
+  // Whether `w`'s data endpoint has answered the coordinator's hello; the first call connects and
+  // says hello. The server calls JobRun::on_data_link_answered() when the answer comes.
+  virtual bool data_answered(const Worker& w) = 0;
 };
 
 class JobClock {
@@ -122,7 +125,9 @@ class JobRun {
   void on_worker_lost(uint32_t worker_id, const std::string& name, const std::string& why, bool died);
   // A worker registered: a job waiting for one re-plans.
   void on_worker_registered();
-  // Timers: the stage-ready deadline, the ledger's group commit.
+  // A worker's data endpoint answered the coordinator's hello.
+  void on_data_link_answered();
+  // Timers: the stage-ready and data-link deadlines, the progress timeout, the ledger's group commit.
   void tick();
 
   // --- what clients see ----------------------------------------------------------------------------
@@ -151,6 +156,12 @@ class JobRun {
   void plan_stages(const std::vector<WorkerDevice>& devices);
   void assign(uint32_t s, uint32_t r, Worker& w, bool send_all_weights);
   void begin_streaming();
+  // Every stage is ready: stream once the coordinator's links to stage 0 have answered hello.
+  void all_stages_ready();
+  // Excludes the worker whose data endpoint is `endpoint` from this job's plans and re-plans.
+  void exclude_unreachable(const std::string& endpoint, const std::string& why);
+  std::string describe_pipeline() const;
+  void check_progress();
   void admit();
   void release_stages();
   void recover(const std::string& why, std::optional<int64_t> failed_seq = std::nullopt);
@@ -187,6 +198,11 @@ class JobRun {
   std::vector<std::string> build_deaths_;          // workers that died building a stage
   bool waiting_for_workers_ = false;               // re-planning found no live worker of the backend
   bool replan_posted_ = false;
+  std::set<uint32_t> excluded_;  // workers this job plans over no more (unreachable)
+  bool awaiting_links_ = false;  // stages ready; the coordinator's stage-0 links not yet
+  SteadyClock::time_point links_deadline_;
+  SteadyClock::time_point last_progress_;  // the last result (or the start of streaming)
+  int stalls_ = 0;                         // progress timeouts so far
   SteadyClock::time_point ready_deadline_;
   std::optional<Admission> admission_;
   std::optional<OutputAssembler> outputs_;

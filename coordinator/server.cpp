@@ -138,6 +138,7 @@ struct CoordinatorServer::Impl : JobOutbox {
   struct DataLink {
     zmq::socket_t socket;
     std::unique_ptr<wire::AsioZmqWatcher> watcher;
+    bool answered = false;  // the worker answered our hello
   };
   std::map<std::string, std::unique_ptr<DataLink>> links;
 
@@ -229,6 +230,8 @@ struct CoordinatorServer::Impl : JobOutbox {
     });
   }
 
+  bool data_answered(const Worker& w) override { return link(w.data_endpoint).answered; }
+
   void job_ended(uint64_t job) override {
     if (job != active_job) return;
     active_job = 0;
@@ -271,6 +274,14 @@ struct CoordinatorServer::Impl : JobOutbox {
               auto env = msg.envelope();
               if (env.getBody().which() == Body::ERROR)
                 warn("data link ", endpoint, ": ", str(env.getBody().getError().getMessage()));
+              if (env.getBody().which() == Body::HELLO_REPLY && !raw->answered) {
+                raw->answered = true;
+                boost::asio::post(io, [this] {
+                  if (stopped) return;
+                  for (auto& [jid, job] : jobs)
+                    if (job->active()) job->on_data_link_answered();
+                });
+              }
             } catch (const std::exception& e) {
               ++counters.messages_dropped;
               warn("dropped message from ", endpoint, ": ", e.what());

@@ -197,6 +197,7 @@ struct StageFailed {
     transport @3;            # a next stage unreachable or a message damaged on the way: replay
     internal @4;             # a broken invariant in the worker: fail the job, a replay would repeat it
   }
+  unreachable @6 :Text;      # transport: the next stage's data endpoint that did not answer ("" if none)
 }
 
 # --- clients --------------------------------------------------------------------------------------

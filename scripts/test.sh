@@ -31,4 +31,4 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure --no-tests=error -j "$jobs" -L unit \
   -R "zip|pickle|unpickler|archive|npy|serialize|schema|parser|lexer|wire"
 ASAN_OPTIONS=detect_leaks=0 ctest --test-dir build-asan --output-on-failure --no-tests=error -j "$jobs" \
-  -R "^unit:.*(passes|fusion|executor|lowering|graph|partition)|e2e\.(workers2\.|cluster\.|opencl\.torch113\.(fusion|scripted|seed))"
+  -R "^unit:.*(passes|fusion|executor|lowering|graph|partition|job run|ledger)|e2e\.(workers2\.|cluster\.|opencl\.torch113\.(fusion|scripted|seed))"

@@ -31,6 +31,7 @@
 #include "runtime/ops/registry.h"
 #include "runtime/sha256.h"
 #include "schema/wire.h"
+#include "worker/downstream.h"
 #include "worker/profile.h"
 #include "worker/weight_cache.h"
 
@@ -59,7 +60,9 @@ namespace asio = boost::asio;
 
 constexpr uint64_t kAssignmentSeq = ~0ull;  // StageFailed.seq of a failed assignment
 constexpr int kLingerMs = 2000;             // how long closing sockets may flush what is queued
-constexpr int kHandshakeRetryMs = 5000;     // hello/register resent when unanswered this long
+// A stage is ready only once the next stage's workers answer a hello on their data endpoints.
+constexpr std::chrono::milliseconds kNextStageHelloTimeout{10000};
+constexpr int kHandshakeRetryMs = 5000;  // hello/register resent when unanswered this long
 
 double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
@@ -277,12 +280,8 @@ struct Worker::Impl {
   zmq::socket_t control{zmq_context, zmq::socket_type::dealer};
   zmq::socket_t data{zmq_context, zmq::socket_type::router};
   std::unique_ptr<wire::AsioZmqWatcher> control_watch, data_watch;
-  struct Downstream {
-    zmq::socket_t socket;
-    std::unique_ptr<wire::AsioZmqWatcher> watch;
-  };
-  std::map<std::string, std::unique_ptr<Downstream>> downstream;  // by endpoint
-  std::set<std::string> data_peers;                               // routing ids that said hello
+  std::unique_ptr<Downstreams> downstream;  // the next stages' data endpoints
+  std::set<std::string> data_peers;         // routing ids that said hello
   enum class State { kHello, kRegistering, kRegistered } state = State::kHello;
   Clock::time_point handshake_sent;
   uint32_t worker_id = 0;
@@ -314,6 +313,8 @@ struct Worker::Impl {
     std::string endpoint;  // "" = the control socket
     StageKey key;          // for a stageFailed when a data send fails
     uint64_t seq = 0;
+    std::vector<std::string> await_hello;  // a stageReady: sent once these endpoints answered hello
+    uint64_t request_id = 0;
   };
 
   Impl(WorkerConfig c, const OpRegistry& r)
@@ -324,6 +325,9 @@ struct Worker::Impl {
     validate_worker_config(config);
     name = config.name.empty() ? wire::process_name() : config.name;
     opset = wire::opset_hash(registry);
+    downstream =
+        std::make_unique<Downstreams>(io, zmq_context, opset, kLingerMs,
+                                      [this](const std::string& w) { log.write(LogLevel::kWarning, w); });
     heartbeat_ms = config.heartbeat_ms;
     if (config.backend == "opencl") {
       try {
@@ -357,6 +361,19 @@ struct Worker::Impl {
            ": 'data_bind': cannot bind ", config.data_bind, ": ", e.what());
     }
     data_endpoint = advertised(data.get(zmq::sockopt::last_endpoint));
+    auto tcp_host = [](const std::string& ep) {
+      if (ep.rfind("tcp://", 0) != 0) return std::string();
+      return ep.substr(6, ep.rfind(':') - 6);
+    };
+    auto loopback = [](const std::string& h) {
+      return h.rfind("127.", 0) == 0 || h == "localhost" || h == "[::1]" || h == "::1";
+    };
+    std::string coordinator_host = tcp_host(config.coordinator), own = tcp_host(data_endpoint);
+    if (!own.empty() && loopback(own) && !coordinator_host.empty() && !loopback(coordinator_host))
+      log.write(LogLevel::kWarning, "this worker advertises the loopback data endpoint ", data_endpoint,
+                " but its coordinator is at ", config.coordinator,
+                ": workers and a coordinator on other hosts cannot reach it; bind a reachable address "
+                "(data_bind) or set advertise_host");
   }
 
   // The bound endpoint as other hosts should dial it.
@@ -416,9 +433,8 @@ struct Worker::Impl {
     if (signals) signals->cancel();
     control_watch.reset();
     data_watch.reset();
-    for (auto& [endpoint, d] : downstream) d->watch.reset();
     // Closing flushes what is queued for up to kLingerMs (deregister, the last results).
-    downstream.clear();
+    downstream->close();
     control.close();
     data.close();
   }
@@ -715,51 +731,32 @@ struct Worker::Impl {
     }
   }
 
-  Downstream& downstream_for(const std::string& endpoint) {
-    auto it = downstream.find(endpoint);
-    if (it != downstream.end()) return *it->second;
-    auto d = std::make_unique<Downstream>(
-        Downstream{zmq::socket_t(zmq_context, zmq::socket_type::dealer), nullptr});
-    d->socket.set(zmq::sockopt::linger, kLingerMs);
-    d->socket.connect(endpoint);
-    Downstream* raw = d.get();
-    d->watch = std::make_unique<wire::AsioZmqWatcher>(io, d->socket, [this, raw, endpoint] {
-      // Answers from the next stage: its helloReply, or an error.
-      for (;;) {
-        std::optional<wire::InMessage> m;
-        try {
-          m = wire::InMessage::receive(raw->socket, false, false);
-        } catch (const std::exception& e) {  // the socket itself failed: do not spin on it
-          log.write(LogLevel::kWarning, "receiving from ", endpoint, " failed: ", e.what());
-          return;
-        }
-        if (!m) return;
-        try {
-          auto body = m->envelope().getBody();
-          if (body.which() == schema::Envelope::Body::ERROR)
-            log.write(LogLevel::kWarning, "the next stage at ", endpoint,
-                      " answered: ", std::string(body.getError().getMessage()));
-        } catch (const std::exception& e) {
-          log.write(LogLevel::kWarning, "dropped message from ", endpoint, ": ", e.what());
-        }
-      }
-    });
-    wire::OutMessage hello;
-    wire::make_hello(hello.envelope(), schema::Role::UPSTREAM, opset);
-    hello.send(d->socket);
-    d->watch->kick();
-    return *downstream.emplace(endpoint, std::move(d)).first->second;
-  }
-
   void send_outbound(Outbound& o) {
+    if (o.endpoint.empty() && !o.await_hello.empty()) {
+      // A stageReady: only once every next-stage endpoint has answered our hello.
+      auto ready = std::make_shared<Outbound>(std::move(o));
+      downstream->when_answered(
+          ready->await_hello, kNextStageHelloTimeout, [this, ready](const std::string& silent) {
+            if (silent.empty()) return send_control(std::move(ready->message));
+            std::string text = str_cat(
+                "worker ", name, ": ", describe(ready->key), ": the next stage's data endpoint ", silent,
+                " did not answer a hello within ", kNextStageHelloTimeout.count() / 1000.0,
+                " s (is it reachable from this host? a worker on another host must advertise an address "
+                "this host can dial: set its advertise_host)");
+            log.write(LogLevel::kWarning, text);
+            Outbound f = stage_failed(ready->key, kAssignmentSeq, ready->request_id, text,
+                                      schema::StageFailed::Kind::TRANSPORT);
+            f.message.envelope().getBody().getStageFailed().setUnreachable(silent);
+            send_control(std::move(f.message));
+          });
+      return;
+    }
     if (o.endpoint.empty()) {
       send_control(std::move(o.message));
       return;
     }
     try {
-      Downstream& d = downstream_for(o.endpoint);
-      o.message.send(d.socket);
-      d.watch->kick();
+      downstream->send(o.endpoint, o.message);
     } catch (const std::exception& e) {
       log.write(LogLevel::kWarning, "could not send micro-batch ", o.seq, " of ", describe(o.key), " to ",
                 o.endpoint, ": ", e.what());
@@ -963,10 +960,14 @@ struct Worker::Impl {
       log.write(LogLevel::kInfo, describe(key), " ready on ", backend, " in ", seconds, " s (", received,
                 " weight bytes received, ", stage->next.empty() ? "results to the coordinator" : "then ",
                 stage->next.empty() ? "" : str_cat(stage->next.size(), " next replica(s)"), ")");
+      std::vector<std::string> next = stage->next;
       stages[key] = std::move(stage);
       cache.evict();
 
       Outbound o;
+      o.key = key;
+      o.await_hello = std::move(next);
+      o.request_id = request_id;
       o.message.envelope().setRequestId(request_id);
       auto r = o.message.envelope().getBody().initStageReady();
       r.setJob(key.job);

@@ -166,7 +166,19 @@ struct FakeWorker {
     control.send(std::move(m));
     id = control.expect(Body::REGISTERED).envelope().getBody().getRegistered().getWorkerId();
   }
-  // Expects an AssignStage of `pipeline` and answers stageReady.
+  // Answers an upstream's hello on the data socket, as a worker does: the coordinator streams to
+  // a stage only once its data endpoint has answered. True if `msg` was one.
+  bool answer_hello(const wire::InMessage& msg) {
+    if (msg.envelope().getBody().which() != Body::HELLO) return false;
+    wire::OutMessage m;
+    m.envelope().setRequestId(msg.envelope().getRequestId());
+    m.envelope().getBody().initHelloReply().setProtocolVersion(wire::kProtocolVersion);
+    m.send(data, &msg.identity());
+    hello_answered = true;
+    return true;
+  }
+  bool hello_answered = false;
+  // Expects an AssignStage of `pipeline` and answers stageReady (and the data link's hello).
   void ready(uint32_t pipeline) {
     wire::InMessage assign = control.expect(Body::ASSIGN_STAGE, 10000);
     auto a = assign.envelope().getBody().getAssignStage();
@@ -179,8 +191,16 @@ struct FakeWorker {
     r.setStage(a.getStage());
     r.setReplica(a.getReplica());
     control.send(std::move(m));
+    while (!hello_answered) {
+      zmq::pollitem_t item{static_cast<void*>(data), 0, ZMQ_POLLIN, 0};
+      zmq::poll(&item, 1, std::chrono::milliseconds(5000));
+      REQUIRE((item.revents & ZMQ_POLLIN));
+      auto msg = wire::InMessage::receive(data, true, false);
+      REQUIRE(msg.has_value());
+      answer_hello(*msg);
+    }
   }
-  // The next micro-batch on the data socket (the upstream hello skipped).
+  // The next micro-batch on the data socket (an upstream hello answered).
   wire::InMessage micro_batch(int ms = 5000) {
     for (;;) {
       zmq::pollitem_t item{static_cast<void*>(data), 0, ZMQ_POLLIN, 0};
@@ -189,6 +209,7 @@ struct FakeWorker {
       auto msg = wire::InMessage::receive(data, true, false);
       REQUIRE(msg.has_value());
       if (msg->envelope().getBody().which() == Body::MICRO_BATCH) return std::move(*msg);
+      answer_hello(*msg);
     }
   }
   bool data_quiet(int ms) {
@@ -596,7 +617,7 @@ TEST_CASE("coordinator: a job streams through a worker within its credits and la
     if (item.revents & ZMQ_POLLIN) {
       auto msg = wire::InMessage::receive(data, true, false);
       REQUIRE(msg.has_value());
-      if (msg->envelope().getBody().which() != Body::MICRO_BATCH) continue;  // the upstream hello
+      if (fake.answer_hello(*msg)) continue;  // the upstream hello
       held.push_back(std::move(*msg));
       ++seen;
       most_held = std::max(most_held, held.size());

@@ -1,0 +1,123 @@
+#include "worker/downstream.h"
+
+#include <algorithm>
+#include <optional>
+
+#include "runtime/error.h"
+
+namespace convoy {
+
+struct Downstreams::Link {
+  zmq::socket_t socket;
+  std::unique_ptr<wire::AsioZmqWatcher> watch;
+  bool answered = false;
+};
+
+struct Downstreams::Waiter {
+  std::set<std::string> pending;
+  std::function<void(const std::string&)> done;
+  std::unique_ptr<boost::asio::steady_timer> timer;
+  bool fired = false;
+};
+
+Downstreams::Downstreams(boost::asio::io_context& io, zmq::context_t& ctx, uint64_t opset, int linger_ms,
+                         Warn warn)
+    : io_(io), ctx_(ctx), opset_(opset), linger_ms_(linger_ms), warn_(std::move(warn)) {}
+
+Downstreams::~Downstreams() { close(); }
+
+Downstreams::Link& Downstreams::link(const std::string& endpoint) {
+  auto it = links_.find(endpoint);
+  if (it != links_.end()) return *it->second;
+  auto l = std::make_unique<Link>(Link{zmq::socket_t(ctx_, zmq::socket_type::dealer), nullptr});
+  l->socket.set(zmq::sockopt::linger, linger_ms_);
+  l->socket.connect(endpoint);
+  Link* raw = l.get();
+  l->watch = std::make_unique<wire::AsioZmqWatcher>(io_, l->socket, [this, raw, endpoint] {
+    // Answers from the next stage: its helloReply, or an error.
+    for (;;) {
+      std::optional<wire::InMessage> m;
+      try {
+        m = wire::InMessage::receive(raw->socket, false, false);
+      } catch (const std::exception& e) {  // the socket itself failed: do not spin on it
+        warn_(str_cat("receiving from ", endpoint, " failed: ", e.what()));
+        return;
+      }
+      if (!m) return;
+      try {
+        auto body = m->envelope().getBody();
+        if (body.which() == schema::Envelope::Body::HELLO_REPLY) {
+          if (!raw->answered) {
+            raw->answered = true;
+            on_answer(endpoint);
+          }
+        } else if (body.which() == schema::Envelope::Body::ERROR) {
+          warn_(str_cat("the next stage at ", endpoint,
+                        " answered: ", std::string(body.getError().getMessage())));
+        }
+      } catch (const std::exception& e) {
+        warn_(str_cat("dropped message from ", endpoint, ": ", e.what()));
+      }
+    }
+  });
+  wire::OutMessage hello;
+  wire::make_hello(hello.envelope(), schema::Role::UPSTREAM, opset_);
+  hello.send(l->socket);
+  l->watch->kick();
+  return *links_.emplace(endpoint, std::move(l)).first->second;
+}
+
+void Downstreams::send(const std::string& endpoint, wire::OutMessage& m) {
+  Link& l = link(endpoint);
+  m.send(l.socket);
+  l.watch->kick();
+}
+
+void Downstreams::when_answered(const std::vector<std::string>& endpoints, std::chrono::milliseconds timeout,
+                                std::function<void(const std::string&)> done) {
+  auto w = std::make_shared<Waiter>();
+  for (const std::string& ep : endpoints)
+    if (!link(ep).answered) w->pending.insert(ep);
+  if (w->pending.empty()) {
+    done("");
+    return;
+  }
+  w->done = std::move(done);
+  w->timer = std::make_unique<boost::asio::steady_timer>(io_, timeout);
+  std::weak_ptr<Waiter> weak = w;
+  w->timer->async_wait([this, weak](const boost::system::error_code& ec) {
+    auto w = weak.lock();
+    if (ec || !w || w->fired) return;
+    w->fired = true;
+    std::string silent = *w->pending.begin();
+    waiters_.erase(std::find(waiters_.begin(), waiters_.end(), w));
+    w->done(silent);
+  });
+  waiters_.push_back(std::move(w));
+}
+
+void Downstreams::on_answer(const std::string& endpoint) {
+  std::vector<std::shared_ptr<Waiter>> ready;
+  for (auto& w : waiters_) {
+    w->pending.erase(endpoint);
+    if (w->pending.empty() && !w->fired) ready.push_back(w);
+  }
+  for (auto& w : ready) {
+    w->fired = true;
+    w->timer->cancel();
+    waiters_.erase(std::find(waiters_.begin(), waiters_.end(), w));
+    w->done("");
+  }
+}
+
+void Downstreams::close() {
+  for (auto& w : waiters_) {
+    w->fired = true;
+    if (w->timer) w->timer->cancel();
+  }
+  waiters_.clear();
+  for (auto& [endpoint, l] : links_) l->watch.reset();
+  links_.clear();
+}
+
+}  // namespace convoy
