@@ -93,6 +93,9 @@ std::string format_metrics(const MetricsSnapshot& m) {
   family(o, "convoy_ledger_commits_total", "counter",
          "Group commits of written micro-batches to the job ledger (0 without a state_dir).");
   o << "convoy_ledger_commits_total " << m.ledger_commits_total << '\n';
+  family(o, "convoy_backup_copies_total", "counter",
+         "Micro-batches at the tail of a job sent again to an idle replica (the first result is written).");
+  o << "convoy_backup_copies_total " << m.backup_copies_total << '\n';
   return o.str();
 }
 

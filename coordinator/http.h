@@ -42,6 +42,7 @@ struct MetricsSnapshot {
   uint64_t messages_dropped_total = 0;  // malformed or unexpected messages the daemon dropped
   uint64_t replays_total = 0;           // micro-batches sent again on a new pipeline
   uint64_t ledger_commits_total = 0;    // group commits of written micro-batches to the job ledger
+  uint64_t backup_copies_total = 0;     // tail micro-batches sent again to an idle replica
 };
 
 // The snapshot in Prometheus text exposition format 0.0.4 (# HELP and # TYPE before every family).

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <ostream>
 
 #include "coordinator/job_inputs.h"
@@ -36,6 +37,13 @@ constexpr auto kLedgerInterval = std::chrono::milliseconds(100);
 constexpr auto kDataLinkTimeout = std::chrono::seconds(10);
 // Progress timeouts a job survives (each re-plans it) before it fails.
 constexpr int kMaxStalls = 2;
+// Re-planning on measured speed: a worker this much slower than predicted (relative to the fastest)
+// is a straggler; it is re-planned around when the new plan is this much faster, at most this often.
+constexpr double kStragglerRatio = 1.5;
+constexpr double kBetterPlan = 1.25;
+constexpr int kMaxSpeedReplans = 2;
+constexpr int64_t kCalibrationResults = 32;
+constexpr auto kCalibrationTime = std::chrono::milliseconds(300);
 
 double seconds(SteadyClock::duration d) { return std::chrono::duration<double>(d).count(); }
 
@@ -165,7 +173,8 @@ void JobRun::start() {
     micro_batches_total_ = micro_batches(samples_, request_.batch_size);
     backend_ = env_.workers.pick_backend(request_.backend, env_.config.backend);
     if (env_.ledger) env_.ledger->running(id_, pipeline_, samples_, micro_batches_total_);
-    plan_stages(env_.workers.live_devices(backend_));
+    env_.workers.live_devices(backend_);  // an error naming the backends there are when none runs it
+    plan_stages(plan_devices());
   } catch (const std::exception& e) {
     end(JobState::FAILED, e.what());
   }
@@ -210,6 +219,10 @@ void JobRun::plan_stages(const std::vector<WorkerDevice>& devices) {
   }
   env_.log << plan_.text;
   env_.log.flush();
+  std::vector<size_t> replicas;
+  for (const AssignedStage& st : plan_.stages) replicas.push_back(st.replicas.size());
+  router_.emplace(replicas, stage_predicted_, env_.config.max_in_flight);
+  copies_.clear();
   ready_deadline_ = env_.clock.now() + std::chrono::duration_cast<SteadyClock::duration>(
                                            std::chrono::duration<double>(env_.config.stage_ready_timeout_s));
   for (uint32_t s = 0; s < n; ++s)
@@ -353,12 +366,16 @@ void JobRun::begin_streaming() {
     admission_->set_limit(credits);
     info("running again on pipeline ", pipeline_, ", replaying ", admission_->requeued(), " micro-batch(es)");
     last_progress_ = env_.clock.now();
+    pipeline_results_ = 0;
+    pipeline_streaming_ = last_progress_;
     recovering_.clear();
     admit();
     return;
   }
   streaming_ = env_.clock.now();
   last_progress_ = streaming_;
+  pipeline_results_ = 0;
+  pipeline_streaming_ = streaming_;
   bool resume = !resume_written_.empty();
   if (resume &&
       !std::filesystem::exists(OutputAssembler::partial_path(request_.output, 0, partial_tag(id_)))) {
@@ -391,30 +408,54 @@ void JobRun::begin_streaming() {
 }
 
 void JobRun::admit() {
-  const AssignedStage& first = plan_.stages[0];
   while (state_ == JobState::RUNNING && admission_->can_admit()) {
+    std::optional<ReplicaRouter::Route> route = router_->pick();
+    if (!route) break;  // every replica of some stage is full: the next result makes room
     int64_t seq = admission_->admit();
-    int64_t begin = micro_batch_begin(seq, request_.batch_size),
-            end = micro_batch_end(seq, samples_, request_.batch_size);
-    const StageReplica& rep = first.replicas[static_cast<size_t>(seq) % first.replicas.size()];
-    const Worker* w = env_.workers.find(rep.worker_id);
-    CONVOY_ASSERT(w, "stage 0 runs on worker ", rep.worker_id, " that is not registered");
-    wire::OutMessage m;
-    auto mb = m.envelope().getBody().initMicroBatch();
-    mb.setJob(id_);
-    mb.setPipeline(pipeline_);
-    mb.setSeq(static_cast<uint64_t>(seq));
-    mb.setStage(0);
-    auto metas = mb.initTensors(static_cast<unsigned>(inputs_.size()));
-    for (size_t i = 0; i < inputs_.size(); ++i)
-      m.add_tensor(inputs_[i].slice(begin, end), metas[static_cast<unsigned>(i)]);  // zero-copy
-    mb.initStageSeconds(0);
-    try {
-      env_.outbox.to_data(*w, m);
-    } catch (const std::exception& e) {
-      recover(str_cat("cannot send micro-batch ", seq, " to worker ", w->name, " (", e.what(), ")"));
-      return;
-    }
+    send_micro_batch(seq, *route);
+  }
+  if (state_ == JobState::RUNNING) send_backups();
+}
+
+void JobRun::send_micro_batch(int64_t seq, const ReplicaRouter::Route& route) {
+  int64_t begin = micro_batch_begin(seq, request_.batch_size),
+          end = micro_batch_end(seq, samples_, request_.batch_size);
+  const StageReplica& rep = plan_.stages[0].replicas[route[0]];
+  const Worker* w = env_.workers.find(rep.worker_id);
+  CONVOY_ASSERT(w, "stage 0 runs on worker ", rep.worker_id, " that is not registered");
+  wire::OutMessage m;
+  auto mb = m.envelope().getBody().initMicroBatch();
+  mb.setJob(id_);
+  mb.setPipeline(pipeline_);
+  mb.setSeq(static_cast<uint64_t>(seq));
+  mb.setStage(0);
+  auto metas = mb.initTensors(static_cast<unsigned>(inputs_.size()));
+  for (size_t i = 0; i < inputs_.size(); ++i)
+    m.add_tensor(inputs_[i].slice(begin, end), metas[static_cast<unsigned>(i)]);  // zero-copy
+  mb.initStageSeconds(0);
+  auto r = mb.initRoute(static_cast<unsigned>(route.size()));
+  for (size_t s = 0; s < route.size(); ++s) r.set(static_cast<unsigned>(s), route[s]);
+  try {
+    env_.outbox.to_data(*w, m);
+  } catch (const std::exception& e) {
+    recover(str_cat("cannot send micro-batch ", seq, " to worker ", w->name, " (", e.what(), ")"));
+    return;
+  }
+  router_->sent(route);
+  copies_[seq].push_back(route);
+}
+
+void JobRun::send_backups() {
+  // The tail: nothing new to admit, yet micro-batches outstanding and replicas idle.
+  if (admission_->admitted() < admission_->total() || admission_->requeued() > 0) return;
+  for (auto& [seq, copies] : copies_) {
+    if (copies.size() != 1) continue;  // one backup per micro-batch
+    std::optional<ReplicaRouter::Route> route = router_->pick_idle(copies.front());
+    if (!route) return;
+    ++env_.counters.backup_copies;
+    info("micro-batch ", seq, ": a backup copy on an idle replica (the first result is written)");
+    send_micro_batch(seq, *route);
+    if (state_ != JobState::RUNNING) return;
   }
 }
 
@@ -466,6 +507,21 @@ void JobRun::on_result(uint32_t worker_id, const std::string& worker, const wire
   }
   admission_->complete(static_cast<int64_t>(seq));
   last_progress_ = env_.clock.now();
+  if (auto c = copies_.find(static_cast<int64_t>(seq)); c != copies_.end() && pipeline == pipeline_) {
+    // The copy whose last stage is the sender measured these times; the others are over too.
+    std::vector<double> measured;
+    for (double x : secs) measured.push_back(x);
+    size_t last = plan_.stages.size() - 1;
+    bool credited = false;
+    for (const ReplicaRouter::Route& route : c->second) {
+      bool mine =
+          !credited && route.size() > last && plan_.stages[last].replicas[route[last]].worker_id == worker_id;
+      router_->done(route, mine ? measured : std::vector<double>{});
+      credited = credited || mine;
+    }
+    copies_.erase(c);
+    ++pipeline_results_;
+  }
   release_consumed_inputs();
   samples_done_ +=
       micro_batch_end(seq, samples_, request_.batch_size) - micro_batch_begin(seq, request_.batch_size);
@@ -482,7 +538,74 @@ void JobRun::on_result(uint32_t worker_id, const std::string& worker, const wire
     end(JobState::FAILED, e.what());
     return;
   }
-  admit();
+  if (pipeline_results_ % kCalibrationResults == 0 && pipeline_results_ > 0) recalibrate();
+  if (state_ == JobState::RUNNING) admit();
+}
+
+std::vector<WorkerDevice> JobRun::plan_devices() const {
+  std::vector<WorkerDevice> devices = env_.workers.usable_devices(backend_, excluded_);
+  for (WorkerDevice& d : devices) {
+    auto it = slowdown_.find(d.worker_id);
+    if (it != slowdown_.end()) d.slowdown = it->second;
+  }
+  return devices;
+}
+
+void JobRun::recalibrate() {
+  SteadyClock::time_point now = env_.clock.now();
+  if (speed_replans_ >= kMaxSpeedReplans || now - pipeline_streaming_ < kCalibrationTime ||
+      now < next_calibration_)
+    return;
+  next_calibration_ = now + std::chrono::milliseconds(250);  // a plan_job four times a second at most
+  // ratio: measured seconds per micro-batch over predicted, per stage replica.
+  double best = 0;
+  std::vector<std::vector<double>> ratio(plan_.stages.size());
+  for (size_t s = 0; s < plan_.stages.size(); ++s) {
+    double predicted = plan_.stages[s].predicted_seconds;
+    if (!(predicted > 0)) return;  // no estimate to compare with
+    for (size_t r = 0; r < plan_.stages[s].replicas.size(); ++r) {
+      ratio[s].push_back(router_->estimate(s, r) / predicted);
+      best = best > 0 ? std::min(best, ratio[s].back()) : ratio[s].back();
+    }
+  }
+  if (!(best > 0)) return;
+  std::map<uint32_t, double> slow = slowdown_;
+  std::string suspect;
+  for (size_t s = 0; s < plan_.stages.size(); ++s)
+    for (size_t r = 0; r < ratio[s].size(); ++r) {
+      double x = ratio[s][r] / best;
+      if (x < kStragglerRatio) continue;
+      uint32_t wid = plan_.stages[s].replicas[r].worker_id;
+      double& f = slow.emplace(wid, 1.0).first->second;
+      f = std::max(f, (slowdown_.count(wid) ? slowdown_.at(wid) : 1.0) * x);
+      if (suspect.empty())
+        suspect = str_cat("stage ", s, " on worker ", plan_.stages[s].replicas[r].worker, " runs ", x,
+                          "x slower than predicted, relative to the fastest stage");
+    }
+  if (suspect.empty()) return;
+  // What the current plan sustains, measured: results per second since it began streaming (a
+  // stage's compute times miss what it loses outside them, such as a process that is not scheduled).
+  double current = static_cast<double>(pipeline_results_) / seconds(now - pipeline_streaming_);
+  std::map<uint32_t, double> keep = slowdown_;
+  slowdown_ = slow;
+  double better = 0;
+  try {
+    JobPlan next = plan_job(graph_, plan_devices(), shapes_,
+                            PlanSettings{env_.config.max_in_flight, micro_batches_total_,
+                                         env_.config.max_replicas, env_.config.op_overhead_us * 1e-6});
+    better = next.throughput / best;  // in measured units: the fastest ran at `best` x its prediction
+  } catch (const std::exception&) {
+    better = 0;
+  }
+  if (!(better > kBetterPlan * current)) {
+    info(suspect, "; a plan with the measured speeds would sustain ", better, " micro-batches/s against ",
+         current, " now: keeping this one");
+    slowdown_ = keep;  // no better plan: carry on, and look again later
+    return;
+  }
+  ++speed_replans_;
+  recover(str_cat(suspect, "; re-planning with the measured speeds (", better, " vs ", current,
+                  " micro-batches/s)"));
 }
 
 void JobRun::flush_written(bool force) {
@@ -635,6 +758,7 @@ void JobRun::recover(const std::string& why, std::optional<int64_t> failed_seq) 
   if (!active()) return;
   release_stages();
   ++pipeline_;
+  copies_.clear();
   recovering_ += (recovering_.empty() ? "" : "; ") + why;
   if (admission_) {
     std::vector<int64_t> requeued = admission_->requeue_in_flight();
@@ -668,7 +792,7 @@ void JobRun::recover(const std::string& why, std::optional<int64_t> failed_seq) 
 // Plans a recovering job again over the live workers, or waits for one to register (bounded by
 // stage_ready_timeout_s, see tick()).
 void JobRun::replan() {
-  std::vector<WorkerDevice> devices = env_.workers.usable_devices(backend_, excluded_);
+  std::vector<WorkerDevice> devices = plan_devices();
   size_t replay = admission_ ? admission_->requeued() : 0;
   if (devices.empty() && !env_.workers.usable_devices(backend_).empty()) {
     end(JobState::FAILED, str_cat(recovering_, "; no other worker of the ", backend_,

@@ -23,6 +23,7 @@
 #include "coordinator/cluster_config.h"
 #include "coordinator/job_progress.h"
 #include "coordinator/planner.h"
+#include "coordinator/replica_router.h"
 #include "coordinator/worker_registry.h"
 #include "runtime/npy.h"
 #include "schema/wire.h"
@@ -64,6 +65,7 @@ struct CoordinatorCounters {
   uint64_t messages_dropped = 0;
   uint64_t replays = 0;
   uint64_t ledger_commits = 0;
+  uint64_t backup_copies = 0;  // tail micro-batches sent again to an idle replica
 };
 
 // Everything a job run uses that outlives it.
@@ -162,7 +164,15 @@ class JobRun {
   void exclude_unreachable(const std::string& endpoint, const std::string& why);
   std::string describe_pipeline() const;
   void check_progress();
+  // Measured stage times against the plan's: a worker far slower than predicted (relative to the
+  // fastest) gets its measured slowdown, and the job is re-planned when that plan is clearly better.
+  void recalibrate();
+  // The devices to plan over: live, not excluded, with their measured slowdowns.
+  std::vector<WorkerDevice> plan_devices() const;
   void admit();
+  void send_micro_batch(int64_t seq, const ReplicaRouter::Route& route);
+  // At the tail: idle replicas run copies of micro-batches still outstanding elsewhere.
+  void send_backups();
   void release_stages();
   void recover(const std::string& why, std::optional<int64_t> failed_seq = std::nullopt);
   void replan();
@@ -203,8 +213,14 @@ class JobRun {
   SteadyClock::time_point links_deadline_;
   SteadyClock::time_point last_progress_;  // the last result (or the start of streaming)
   int stalls_ = 0;                         // progress timeouts so far
+  std::map<uint32_t, double> slowdown_;    // per worker: measured / predicted, relative to the fastest
+  int speed_replans_ = 0;
+  int64_t pipeline_results_ = 0;  // results of the current pipeline
+  SteadyClock::time_point pipeline_streaming_, next_calibration_;
   SteadyClock::time_point ready_deadline_;
   std::optional<Admission> admission_;
+  std::optional<ReplicaRouter> router_;                          // the current pipeline's
+  std::map<int64_t, std::vector<ReplicaRouter::Route>> copies_;  // in-flight copies per micro-batch
   std::optional<OutputAssembler> outputs_;
   std::set<int64_t> resume_written_;  // from the ledger: written before a coordinator restart
   int64_t resumed_ = 0;               // how many of those this run took over

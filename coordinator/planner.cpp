@@ -77,6 +77,7 @@ JobPlan plan_job(std::shared_ptr<const Graph> graph, const std::vector<WorkerDev
     p.copy_gbps = d.copy_gbps > 0 ? d.copy_gbps : 1;
     p.memory_bytes = d.memory_bytes ? d.memory_bytes : physical_memory();
     p.processor = d.processor;
+    p.slowdown = d.slowdown;
     profiles.push_back(p);
   }
   std::vector<TypePtr> types;
@@ -127,6 +128,7 @@ JobPlan plan_job(std::shared_ptr<const Graph> graph, const std::vector<WorkerDev
   }
   if (plan.unit_names.empty()) plan.unit_names = costs.names;
   out.text = format_plan(plan);
+  out.throughput = plan.throughput;
   return out;
 }
 

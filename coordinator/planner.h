@@ -27,6 +27,7 @@ struct WorkerDevice {
   double copy_gbps = 0;
   std::string processor;  // devices with the same key share one physical processor
   uint32_t threads = 0;
+  double slowdown = 1;  // measured while running: its stages run this many times slower than predicted
 };
 
 struct StageReplica {
@@ -45,7 +46,8 @@ struct AssignedStage {
 
 struct JobPlan {
   std::vector<AssignedStage> stages;
-  std::string text;  // the plan printer's table
+  std::string text;       // the plan printer's table
+  double throughput = 0;  // predicted micro-batches per second (0: no estimate)
 };
 
 // A micro-batch's inputs: what a stage is planned and warmed for.

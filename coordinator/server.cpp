@@ -654,6 +654,7 @@ struct CoordinatorServer::Impl : JobOutbox {
     m.messages_dropped_total = counters.messages_dropped;
     m.replays_total = counters.replays;
     m.ledger_commits_total = counters.ledger_commits;
+    m.backup_copies_total = counters.backup_copies;
     return m;
   }
 

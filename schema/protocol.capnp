@@ -173,6 +173,8 @@ struct MicroBatch {
   stage @3 :UInt32;          # the stage this batch is addressed to
   tensors @4 :List(TensorMeta);      # the stage's inputs, one frame each
   stageSeconds @5 :List(Float64);    # measured compute time of each stage so far
+  route @6 :List(UInt32);            # the replica of each stage it goes through, chosen by the
+                                     # coordinator by credit (absent: seq mod the replica count)
 }
 
 struct Result {

@@ -1011,6 +1011,7 @@ struct Worker::Impl {
     Stage& stage = *it->second;
     std::vector<IValue> args;
     std::vector<double> stage_seconds;
+    std::vector<uint32_t> route;
     try {
       auto metas = mb.getTensors();
       CONVOY_CHECK(metas.size() == stage.params.size(), "it carries ", metas.size(),
@@ -1023,6 +1024,9 @@ struct Worker::Impl {
       auto seconds = mb.getStageSeconds();
       CONVOY_CHECK(seconds.size() <= 4096, "MicroBatch.stageSeconds has ", seconds.size(), " entries");
       for (double s : seconds) stage_seconds.push_back(s);
+      auto r = mb.getRoute();
+      CONVOY_CHECK(r.size() <= 4096, "MicroBatch.route has ", r.size(), " entries");
+      for (uint32_t x : r) route.push_back(x);
     } catch (const std::exception& e) {
       std::string text = str_cat("micro-batch ", seq, " for ", describe(key), ": ", e.what());
       log.write(LogLevel::kWarning, "dropped message from ", peer, ": ", text);
@@ -1072,7 +1076,10 @@ struct Worker::Impl {
       auto b = o.message.envelope().getBody().initMicroBatch();
       b.setStage(key.stage + 1);
       fill(b);
-      o.endpoint = stage.next[seq % stage.next.size()];
+      auto r = b.initRoute(static_cast<unsigned>(route.size()));
+      for (size_t i = 0; i < route.size(); ++i) r.set(static_cast<unsigned>(i), route[i]);
+      uint64_t pick = key.stage + 1 < route.size() ? route[key.stage + 1] : seq;
+      o.endpoint = stage.next[pick % stage.next.size()];
     }
     post(std::move(o));
   }

@@ -26,7 +26,7 @@ struct Model {
 
   // Devices in DP order.
   std::vector<size_t> order;
-  std::vector<double> g, bw;
+  std::vector<double> g, bw, slow;
   std::vector<uint64_t> mem;
   std::vector<int> proc, worker;
   size_t d = 0;
@@ -101,6 +101,7 @@ void build_devices(Model& m, const std::vector<DeviceProfile>& devices) {
                  " has a non-positive profile (", p.gflops, " GFLOP/s, ", p.copy_gbps, " GB/s)");
     m.g.push_back(p.gflops * 1e9);
     m.bw.push_back(p.copy_gbps * 1e9);
+    m.slow.push_back(std::isfinite(p.slowdown) && p.slowdown > 1 ? p.slowdown : 1);
     m.mem.push_back(p.memory_bytes);
     // An empty processor key is a processor of its own.
     std::string key = p.processor.empty() ? "\x01" + std::to_string(x) : p.processor;
@@ -113,6 +114,7 @@ void build_devices(Model& m, const std::vector<DeviceProfile>& devices) {
 // how many of its devices each processor run holds.
 struct RunFacts {
   double gmin = kInf, bwmin = kInf;
+  double slowmax = 1;  // the slowest measured device of the run paces its replicas
   uint64_t memmin = UINT64_MAX;
   bool single_worker = true;
   int k_first = 0, k_last = 0, k_mid = 0;  // devices of the first, last and busiest middle processor
@@ -144,6 +146,7 @@ struct Evaluator {
       for (size_t e = d; e-- > 0;) {
         r.gmin = std::min(r.gmin, m.g[e]);
         r.bwmin = std::min(r.bwmin, m.bw[e]);
+        r.slowmax = std::max(r.slowmax, m.slow[e]);
         r.memmin = std::min(r.memmin, m.mem[e]);
         r.single_worker = r.single_worker && m.worker[e] == m.worker[d - 1];
         if (m.proc[e] != cur_proc) {
@@ -181,7 +184,7 @@ struct Evaluator {
     s.memory = m.W(b, a) + m.A(b, a) + static_cast<uint64_t>(std::max(0, m.opt.max_in_flight)) * (in + out);
     s.fits = s.memory <= r.memmin;
     double replicas = static_cast<double>(d - e);
-    s.compute = m.compute(u0, u1, r.gmin, r.bwmin);
+    s.compute = m.compute(u0, u1, r.gmin, r.bwmin) * r.slowmax;
     bool same = u0 > 0 && prev_same_worker && r.single_worker && e > 0 && m.worker[e - 1] == m.worker[e];
     double link = m.opt.link_gbps * 1e9;
     s.receive = static_cast<double>(in) / (same ? m.opt.same_worker_gbps * 1e9 : link);
@@ -412,7 +415,7 @@ Plan partition_chain(const ChainCosts& costs, const std::vector<DeviceProfile>& 
           for (size_t b = a; b-- > 0;) {
             if (m.W(b, a) + m.A(b, a) > r.memmin) break;  // grows as the stage grows
             size_t u0 = static_cast<size_t>(m.cuts[b]), u1 = static_cast<size_t>(m.cuts[a]);
-            double compute = m.compute(u0, u1, r.gmin, r.bwmin);
+            double compute = m.compute(u0, u1, r.gmin, r.bwmin) * r.slowmax;
             if (compute > 0 && (replicas / compute <= t.T0 || replicas / compute < lb))
               break;  // only slower as the stage grows
             for (int s = 0; s < 2; ++s) {

@@ -77,6 +77,7 @@ struct DeviceProfile {
   double copy_gbps = 1;       // measured device memory copy bandwidth, GB/s
   uint64_t memory_bytes = 0;  // memory the stage may use
   std::string processor;      // devices with equal non-empty keys share one physical processor
+  double slowdown = 1;        // measured: its stages run this many times slower than predicted (>= 1)
 };
 
 struct PartitionOptions {

@@ -61,6 +61,7 @@ TEST_CASE("http: metrics are Prometheus text format 0.0.4", "[http]") {
              Contains("# TYPE convoy_messages_dropped_total counter\nconvoy_messages_dropped_total 5\n"));
   CHECK_THAT(text, Contains("# TYPE convoy_replays_total counter\nconvoy_replays_total 3\n"));
   CHECK_THAT(text, Contains("# TYPE convoy_ledger_commits_total counter\nconvoy_ledger_commits_total 9\n"));
+  CHECK_THAT(text, Contains("# TYPE convoy_backup_copies_total counter\nconvoy_backup_copies_total 0\n"));
   // Every sample line belongs to a family announced just before; each family has HELP and TYPE.
   std::istringstream lines(text);
   std::string line, family;
@@ -78,8 +79,8 @@ TEST_CASE("http: metrics are Prometheus text format 0.0.4", "[http]") {
       CHECK((line[family.size()] == ' ' || line[family.size()] == '{'));
     }
   }
-  CHECK(helps == 11);
-  CHECK(types == 11);
+  CHECK(helps == 12);
+  CHECK(types == 12);
   CHECK(text.back() == '\n');
 
   // No running job, no workers: the families are still announced, without samples.

@@ -57,6 +57,7 @@ struct FakeOutbox : JobOutbox {
   std::vector<uint64_t> ended;
   std::set<std::string> unanswered;  // data endpoints that never answer hello
   size_t micro_batches_sent = 0;
+  std::map<uint32_t, size_t> per_worker;
 
   void to_worker(const Worker& w, wire::OutMessage& m) override {
     control.push_back(
@@ -64,6 +65,7 @@ struct FakeOutbox : JobOutbox {
   }
   void to_data(const Worker& w, wire::OutMessage& m) override {
     ++micro_batches_sent;
+    ++per_worker[w.id];
     data.push_back({w.id, std::make_shared<wire::InMessage>(wire::InMessage::from_frames(m.take_frames()))});
   }
   void defer(std::function<void()> f) override { deferred.push_back(std::move(f)); }
@@ -236,6 +238,49 @@ TEST_CASE("job run: a worker lost while building and while running is replaced, 
   while (run.state() == JobState::RUNNING) world.answer_one(run);
   CHECK(run.state() == JobState::DONE);
   CHECK(world.workers.find(w3));
+  expect_output_is_x(out);
+  fs::remove_all(out);
+}
+
+TEST_CASE("job run: a slow replica gets less work and the tail runs backup copies", "[job_run]") {
+  World world;
+  uint32_t fast = world.add_worker("fast");
+  uint32_t slow = world.add_worker("slow");
+  fs::path out = temp_dir("straggler");
+  JobRun run(world.env, 1, seed_request(out));
+  run.start();
+  world.answer_assignments(run);
+  REQUIRE(run.state() == JobState::RUNNING);
+  // The slow replica answers one micro-batch for every four the fast one does, and reports 4x the
+  // compute time; what it holds at the end is taken over by backups.
+  auto answer_from = [&](uint32_t who, double seconds) {
+    for (auto it = world.outbox.data.begin(); it != world.outbox.data.end(); ++it) {
+      if (it->worker != who) continue;
+      FakeOutbox::Sent s = *it;
+      world.outbox.data.erase(it);
+      auto b = s.msg->envelope().getBody().getMicroBatch();
+      wire::OutMessage m;
+      auto r = m.envelope().getBody().initResult();
+      r.setJob(b.getJob());
+      r.setPipeline(b.getPipeline());
+      r.setSeq(b.getSeq());
+      m.add_tensor(s.msg->tensor(0, b.getTensors()[0], "x").clone(), r.initTensors(1)[0]);
+      r.initStageSeconds(1).set(0, seconds);
+      wire::InMessage in = wire::InMessage::from_frames(m.take_frames());
+      run.on_result(who, world.workers.find(who)->name, in, in.envelope().getBody().getResult());
+      return true;
+    }
+    return false;
+  };
+  for (int round = 0; run.state() == JobState::RUNNING && round < 1000; ++round) {
+    answer_from(fast, 0.001);
+    if (round % 4 == 3) answer_from(slow, 0.004);
+    if (world.outbox.data.empty()) break;
+  }
+  CHECK(run.state() == JobState::DONE);
+  INFO("fast got " << world.outbox.per_worker[fast] << ", slow " << world.outbox.per_worker[slow]);
+  CHECK(world.outbox.per_worker[fast] > 2 * world.outbox.per_worker[slow]);
+  CHECK(world.counters.backup_copies > 0);  // what the slow one held at the end ran on the fast one too
   expect_output_is_x(out);
   fs::remove_all(out);
 }
