@@ -268,10 +268,33 @@ int64_t pooled_size(int64_t in, int64_t kernel, int64_t pad, int64_t stride, int
 
 Shape PoolGeometry::output_shape(int64_t spatial) const {
   Shape s = lead;
-  if (spatial == 2) s.push_back(Ho);
+  if (spatial == 3) s.push_back(Do);
+  if (spatial >= 2) s.push_back(Ho);
   s.push_back(Wo);
   return s;
 }
+
+namespace {
+
+// The lifted dims of a pooling geometry as (D, H, W) triples, so that one loop fills the real ones.
+struct PoolDims {
+  std::array<int64_t*, 3> in, out, kernel, stride, pad, dilation;
+  explicit PoolDims(PoolGeometry& s)
+      : in{&s.D, &s.H, &s.W},
+        out{&s.Do, &s.Ho, &s.Wo},
+        kernel{&s.kd, &s.kh, &s.kw},
+        stride{&s.sd, &s.sh, &s.sw},
+        pad{&s.pd, &s.ph, &s.pw},
+        dilation{&s.dd, &s.dh, &s.dw} {}
+};
+
+// The real (not lifted) output sizes, for messages.
+Shape pool_spatial_out(const PoolGeometry& s, size_t sp) {
+  const Shape all{s.Do, s.Ho, s.Wo};
+  return Shape(all.end() - static_cast<std::ptrdiff_t>(sp), all.end());
+}
+
+}  // namespace
 
 PoolGeometry pool_window_geometry(std::string_view op, const Shape& in, int64_t spatial,
                                   std::vector<int64_t> kernel, std::vector<int64_t> stride,
@@ -296,18 +319,23 @@ PoolGeometry pool_window_geometry(std::string_view op, const Shape& in, int64_t 
                  " must be at most half of kernel_size ", shape_str(kernel));
   }
   PoolGeometry s = pool_lead(in, spatial);
-  if (sp == 2) {
-    s.H = in[in.size() - 2];
-    s.kh = kernel[0], s.sh = stride[0], s.ph = padding[0], s.dh = dilation[0];
+  PoolDims dims(s);
+  bool too_small = false;
+  for (size_t i = 0; i < sp; ++i) {
+    const size_t d = 3 - sp + i;
+    const int64_t size = in[in.size() - sp + i];
+    *dims.in[d] = size;
+    *dims.kernel[d] = kernel[i];
+    *dims.stride[d] = stride[i];
+    *dims.pad[d] = padding[i];
+    *dims.dilation[d] = dilation[i];
+    *dims.out[d] =
+        size < 0 ? -1 : pooled_size(size, kernel[i], padding[i], stride[i], dilation[i], ceil_mode);
+    too_small = too_small || (*dims.out[d] != -1 && *dims.out[d] < 1);
   }
-  s.W = in.back();
-  s.kw = kernel[sp - 1], s.sw = stride[sp - 1], s.pw = padding[sp - 1], s.dw = dilation[sp - 1];
-  s.Ho = s.H < 0 ? -1 : pooled_size(s.H, s.kh, s.ph, s.sh, s.dh, ceil_mode);
-  s.Wo = s.W < 0 ? -1 : pooled_size(s.W, s.kw, s.pw, s.sw, s.dw, ceil_mode);
-  CONVOY_CHECK((s.Ho == -1 || s.Ho >= 1) && (s.Wo == -1 || s.Wo >= 1), op, ": input ", shape_str(in),
-               " is too small for kernel_size ", shape_str(kernel), ", stride ", shape_str(stride),
-               ", padding ", shape_str(padding), ", dilation ", shape_str(dilation),
-               ": the output size would be ", spatial == 2 ? shape_str({s.Ho, s.Wo}) : shape_str({s.Wo}));
+  CONVOY_CHECK(!too_small, op, ": input ", shape_str(in), " is too small for kernel_size ", shape_str(kernel),
+               ", stride ", shape_str(stride), ", padding ", shape_str(padding), ", dilation ",
+               shape_str(dilation), ": the output size would be ", shape_str(pool_spatial_out(s, sp)));
   return s;
 }
 
@@ -323,12 +351,11 @@ PoolGeometry pool_adaptive_geometry(std::string_view op, const Shape& in, int64_
   for (size_t i = 0; i < sp; ++i)
     CONVOY_CHECK(in[in.size() - sp + i] != 0, op, ": input ", shape_str(in), " has an empty spatial dim");
   PoolGeometry s = pool_lead(in, spatial);
-  if (sp == 2) {
-    s.H = in[in.size() - 2];
-    s.Ho = output_size[0];
+  PoolDims dims(s);
+  for (size_t i = 0; i < sp; ++i) {
+    *dims.in[3 - sp + i] = in[in.size() - sp + i];
+    *dims.out[3 - sp + i] = output_size[i];
   }
-  s.W = in.back();
-  s.Wo = output_size.back();
   return s;
 }
 

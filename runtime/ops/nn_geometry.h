@@ -92,13 +92,16 @@ void check_conv_bias(std::string_view op, const Tensor& bias, const ConvGeometry
 int64_t pooled_size(int64_t in, int64_t kernel, int64_t pad, int64_t stride, int64_t dilation,
                     bool ceil_mode);
 
-// A 1- or 2-d pooling's geometry; a 1-d pool is the 2-d one on planes of height 1.
+// A 1-, 2- or 3-d pooling's geometry, lifted to three spatial dims (D, H, W): a 2-d pool is the 3-d one
+// on volumes of depth 1, a 1-d pool also has height 1 (the lifted dims: size 1, kernel 1, stride 1, no
+// padding).
 struct PoolGeometry {
   Shape lead;          // the dims before the pooled ones: (N, C) or (C)
   int64_t planes = 1;  // their product (-1 when one is unknown)
-  int64_t H = 1, W = 1, Ho = 1, Wo = 1;
-  int64_t kh = 1, kw = 1, sh = 1, sw = 1, ph = 0, pw = 0, dh = 1, dw = 1;
+  int64_t D = 1, H = 1, W = 1, Do = 1, Ho = 1, Wo = 1;
+  int64_t kd = 1, kh = 1, kw = 1, sd = 1, sh = 1, sw = 1, pd = 0, ph = 0, pw = 0, dd = 1, dh = 1, dw = 1;
 
+  // lead + the `spatial` real output sizes.
   Shape output_shape(int64_t spatial) const;
 };
 

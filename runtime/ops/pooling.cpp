@@ -1,8 +1,8 @@
-// Pooling: max_pool1d/2d (+ max_pool2d_with_indices), avg_pool1d/2d, adaptive_avg_pool1d/2d,
-// adaptive_max_pool2d. Output sizes, window bounds, divisors and NaN handling follow PyTorch's CPU
+// Pooling: max_pool1d/2d/3d (+ max_pool2d/3d_with_indices), avg_pool1d/2d/3d, adaptive_avg_pool1d/2d/3d,
+// adaptive_max_pool1d/2d/3d. Output sizes, window bounds, divisors and NaN handling follow PyTorch's CPU
 // kernels, including ceil_mode's rule that the last window must start inside the input or the left
-// padding. A 1-d pool is the 2-d one on planes of height 1. Argument checks and output sizes:
-// nn_geometry.h (shared with the OpenCL backend).
+// padding. One 3-d path: a 2-d pool is the 3-d one on volumes of depth 1, a 1-d pool also has height 1.
+// Argument checks and output sizes: nn_geometry.h (shared with the OpenCL backend).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -13,64 +13,92 @@
 namespace convoy::nn {
 namespace {
 
+// A max pool's window along one dim for output o: taps lo, lo + dilation, ... below hi, the first
+// one inside the input (PyTorch's start and end, the start stepped past the padding).
+struct MaxWindow {
+  int64_t lo, hi;
+};
+inline MaxWindow max_window(int64_t o, int64_t stride, int64_t pad, int64_t kernel, int64_t dilation,
+                            int64_t in) {
+  int64_t lo = o * stride - pad;
+  const int64_t hi = std::min(lo + (kernel - 1) * dilation + 1, in);
+  while (lo < 0) lo += dilation;
+  return {lo, hi};
+}
+
+// The planes are (D, H, W) volumes; a 2-d pool has D = 1 and a 1-d one H = 1 too. Indices are flat
+// positions in the volume (d·H + h)·W + w, PyTorch's.
 template <typename T>
 void max_pool_planes(const T* x, const PoolGeometry& s, T* y, int64_t* indices) {
+  const int64_t volume = s.D * s.H * s.W;
+  int64_t o = 0;
   for (int64_t p = 0; p < s.planes; ++p) {
-    const T* plane = x + p * s.H * s.W;
-    for (int64_t oh = 0; oh < s.Ho; ++oh) {
-      int64_t h0 = oh * s.sh - s.ph;
-      const int64_t h1 = std::min(h0 + (s.kh - 1) * s.dh + 1, s.H);
-      while (h0 < 0) h0 += s.dh;
-      for (int64_t ow = 0; ow < s.Wo; ++ow) {
-        int64_t w0 = ow * s.sw - s.pw;
-        const int64_t w1 = std::min(w0 + (s.kw - 1) * s.dw + 1, s.W);
-        while (w0 < 0) w0 += s.dw;
-        T best = -std::numeric_limits<T>::infinity();
-        int64_t best_index = h0 * s.W + w0;
-        for (int64_t ih = h0; ih < h1; ih += s.dh) {
-          for (int64_t iw = w0; iw < w1; iw += s.dw) {
-            const T v = plane[ih * s.W + iw];
-            // NaN wins and stays, as in PyTorch.
-            if (v > best || std::isnan(v)) {
-              best = v;
-              best_index = ih * s.W + iw;
+    const T* plane = x + p * volume;
+    for (int64_t od = 0; od < s.Do; ++od) {
+      const MaxWindow wd = max_window(od, s.sd, s.pd, s.kd, s.dd, s.D);
+      for (int64_t oh = 0; oh < s.Ho; ++oh) {
+        const MaxWindow wh = max_window(oh, s.sh, s.ph, s.kh, s.dh, s.H);
+        for (int64_t ow = 0; ow < s.Wo; ++ow, ++o) {
+          const MaxWindow ww = max_window(ow, s.sw, s.pw, s.kw, s.dw, s.W);
+          T best = -std::numeric_limits<T>::infinity();
+          int64_t best_index = (wd.lo * s.H + wh.lo) * s.W + ww.lo;
+          for (int64_t id = wd.lo; id < wd.hi; id += s.dd) {
+            for (int64_t ih = wh.lo; ih < wh.hi; ih += s.dh) {
+              for (int64_t iw = ww.lo; iw < ww.hi; iw += s.dw) {
+                const int64_t i = (id * s.H + ih) * s.W + iw;
+                const T v = plane[i];
+                // NaN wins and stays, as in PyTorch.
+                if (v > best || std::isnan(v)) {
+                  best = v;
+                  best_index = i;
+                }
+              }
             }
           }
+          y[o] = best;
+          if (indices) indices[o] = best_index;
         }
-        const int64_t o = (p * s.Ho + oh) * s.Wo + ow;
-        y[o] = best;
-        if (indices) indices[o] = best_index;
       }
     }
   }
 }
 
+// An avg pool's window along one dim: [lo, hi) inside the input, and its extent counting the padding.
+struct AvgWindow {
+  int64_t lo, hi, padded;
+};
+inline AvgWindow avg_window(int64_t o, int64_t stride, int64_t pad, int64_t kernel, int64_t in) {
+  const int64_t lo = o * stride - pad;
+  const int64_t hi = std::min(lo + kernel, in + pad);
+  return {std::max<int64_t>(lo, 0), std::min(hi, in), hi - lo};
+}
+
 template <typename T>
 void avg_pool_planes(const T* x, const PoolGeometry& s, bool count_include_pad, int64_t divisor_override,
                      T* y) {
+  const int64_t volume = s.D * s.H * s.W;
+  int64_t o = 0;
   for (int64_t p = 0; p < s.planes; ++p) {
-    const T* plane = x + p * s.H * s.W;
-    for (int64_t oh = 0; oh < s.Ho; ++oh) {
-      for (int64_t ow = 0; ow < s.Wo; ++ow) {
-        int64_t h0 = oh * s.sh - s.ph, w0 = ow * s.sw - s.pw;
-        int64_t h1 = std::min(h0 + s.kh, s.H + s.ph), w1 = std::min(w0 + s.kw, s.W + s.pw);
-        const int64_t pool_size = (h1 - h0) * (w1 - w0);
-        h0 = std::max<int64_t>(h0, 0);
-        w0 = std::max<int64_t>(w0, 0);
-        h1 = std::min(h1, s.H);
-        w1 = std::min(w1, s.W);
-        T& out = y[(p * s.Ho + oh) * s.Wo + ow];
-        if (h0 >= h1 || w0 >= w1) {
-          out = 0;
-          continue;
+    const T* plane = x + p * volume;
+    for (int64_t od = 0; od < s.Do; ++od) {
+      const AvgWindow wd = avg_window(od, s.sd, s.pd, s.kd, s.D);
+      for (int64_t oh = 0; oh < s.Ho; ++oh) {
+        const AvgWindow wh = avg_window(oh, s.sh, s.ph, s.kh, s.H);
+        for (int64_t ow = 0; ow < s.Wo; ++ow, ++o) {
+          const AvgWindow ww = avg_window(ow, s.sw, s.pw, s.kw, s.W);
+          if (wd.lo >= wd.hi || wh.lo >= wh.hi || ww.lo >= ww.hi) {
+            y[o] = 0;
+            continue;
+          }
+          T sum = 0;
+          for (int64_t id = wd.lo; id < wd.hi; ++id)
+            for (int64_t ih = wh.lo; ih < wh.hi; ++ih)
+              for (int64_t iw = ww.lo; iw < ww.hi; ++iw) sum += plane[(id * s.H + ih) * s.W + iw];
+          const int64_t divisor = divisor_override != 0 ? divisor_override
+                                  : count_include_pad   ? wd.padded * wh.padded * ww.padded
+                                                        : (wd.hi - wd.lo) * (wh.hi - wh.lo) * (ww.hi - ww.lo);
+          y[o] = sum / static_cast<T>(divisor);
         }
-        T sum = 0;
-        for (int64_t ih = h0; ih < h1; ++ih)
-          for (int64_t iw = w0; iw < w1; ++iw) sum += plane[ih * s.W + iw];
-        const int64_t divisor = divisor_override != 0 ? divisor_override
-                                : count_include_pad   ? pool_size
-                                                      : (h1 - h0) * (w1 - w0);
-        out = sum / static_cast<T>(divisor);
       }
     }
   }
@@ -82,32 +110,40 @@ inline int64_t adaptive_end(int64_t o, int64_t in, int64_t out) { return ((o + 1
 
 template <typename T>
 void adaptive_pool_planes(const T* x, const PoolGeometry& s, bool is_max, T* y, int64_t* indices) {
+  const int64_t volume = s.D * s.H * s.W;
+  int64_t o = 0;
   for (int64_t p = 0; p < s.planes; ++p) {
-    const T* plane = x + p * s.H * s.W;
-    for (int64_t oh = 0; oh < s.Ho; ++oh) {
-      const int64_t h0 = adaptive_start(oh, s.H, s.Ho), h1 = adaptive_end(oh, s.H, s.Ho);
-      for (int64_t ow = 0; ow < s.Wo; ++ow) {
-        const int64_t w0 = adaptive_start(ow, s.W, s.Wo), w1 = adaptive_end(ow, s.W, s.Wo);
-        const int64_t o = (p * s.Ho + oh) * s.Wo + ow;
-        if (is_max) {
-          T best = -std::numeric_limits<T>::infinity();
-          int64_t best_index = h0 * s.W + w0;
-          for (int64_t ih = h0; ih < h1; ++ih) {
-            for (int64_t iw = w0; iw < w1; ++iw) {
-              const T v = plane[ih * s.W + iw];
-              if (v > best || std::isnan(v)) {
-                best = v;
-                best_index = ih * s.W + iw;
+    const T* plane = x + p * volume;
+    for (int64_t od = 0; od < s.Do; ++od) {
+      const int64_t d0 = adaptive_start(od, s.D, s.Do), d1 = adaptive_end(od, s.D, s.Do);
+      for (int64_t oh = 0; oh < s.Ho; ++oh) {
+        const int64_t h0 = adaptive_start(oh, s.H, s.Ho), h1 = adaptive_end(oh, s.H, s.Ho);
+        for (int64_t ow = 0; ow < s.Wo; ++ow, ++o) {
+          const int64_t w0 = adaptive_start(ow, s.W, s.Wo), w1 = adaptive_end(ow, s.W, s.Wo);
+          if (is_max) {
+            T best = -std::numeric_limits<T>::infinity();
+            int64_t best_index = (d0 * s.H + h0) * s.W + w0;
+            for (int64_t id = d0; id < d1; ++id) {
+              for (int64_t ih = h0; ih < h1; ++ih) {
+                for (int64_t iw = w0; iw < w1; ++iw) {
+                  const int64_t i = (id * s.H + ih) * s.W + iw;
+                  const T v = plane[i];
+                  if (v > best || std::isnan(v)) {
+                    best = v;
+                    best_index = i;
+                  }
+                }
               }
             }
+            y[o] = best;
+            if (indices) indices[o] = best_index;
+          } else {
+            T sum = 0;
+            for (int64_t id = d0; id < d1; ++id)
+              for (int64_t ih = h0; ih < h1; ++ih)
+                for (int64_t iw = w0; iw < w1; ++iw) sum += plane[(id * s.H + ih) * s.W + iw];
+            y[o] = sum / static_cast<T>((d1 - d0) * (h1 - h0) * (w1 - w0));
           }
-          y[o] = best;
-          if (indices) indices[o] = best_index;
-        } else {
-          T sum = 0;
-          for (int64_t ih = h0; ih < h1; ++ih)
-            for (int64_t iw = w0; iw < w1; ++iw) sum += plane[ih * s.W + iw];
-          y[o] = sum / static_cast<T>((h1 - h0) * (w1 - w0));
         }
       }
     }
@@ -256,6 +292,22 @@ void register_pooling_ops(OpRegistry& r) {
                     "aten::adaptive_max_pool2d", 2, PoolKind::kAdaptiveMax);
   add_adaptive_pool(r, "aten::adaptive_max_pool1d(Tensor self, int[1] output_size) -> (Tensor, Tensor)",
                     "aten::adaptive_max_pool1d", 1, PoolKind::kAdaptiveMax);
+  add_window_pool(r,
+                  "aten::max_pool3d(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, "
+                  "int[3] dilation=1, bool ceil_mode=False) -> Tensor",
+                  "aten::max_pool3d", PoolWindowArgs{3, true, 5}, PoolKind::kMax, false);
+  add_window_pool(r,
+                  "aten::max_pool3d_with_indices(Tensor self, int[3] kernel_size, int[3] stride=[], "
+                  "int[3] padding=0, int[3] dilation=1, bool ceil_mode=False) -> (Tensor, Tensor)",
+                  "aten::max_pool3d_with_indices", PoolWindowArgs{3, true, 5}, PoolKind::kMax, true);
+  add_window_pool(r,
+                  "aten::avg_pool3d(Tensor self, int[3] kernel_size, int[3] stride=[], int[3] padding=0, "
+                  "bool ceil_mode=False, bool count_include_pad=True, int? divisor_override=None) -> Tensor",
+                  "aten::avg_pool3d", PoolWindowArgs{3, false, 4}, PoolKind::kAvg, false);
+  add_adaptive_pool(r, "aten::adaptive_avg_pool3d(Tensor self, int[3] output_size) -> Tensor",
+                    "aten::adaptive_avg_pool3d", 3, PoolKind::kAdaptiveAvg);
+  add_adaptive_pool(r, "aten::adaptive_max_pool3d(Tensor self, int[3] output_size) -> (Tensor, Tensor)",
+                    "aten::adaptive_max_pool3d", 3, PoolKind::kAdaptiveMax);
 }
 
 }  // namespace convoy::nn
