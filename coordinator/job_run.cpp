@@ -1,3 +1,5 @@
+// JobRun's main path (coordinator/job_run.h): planning, assignment, streaming by credit, results and
+// the ledger, the end and status. Failures, recovery and timeouts are in job_recovery.cpp.
 #include "coordinator/job_run.h"
 
 #include <capnp/message.h>
@@ -12,6 +14,7 @@
 #include <ostream>
 
 #include "coordinator/job_inputs.h"
+#include "coordinator/job_run_internal.h"
 #include "coordinator/ledger.h"
 #include "runtime/error.h"
 #include "runtime/graph/serialize.h"
@@ -19,42 +22,13 @@
 
 namespace convoy {
 
+using namespace job_run_detail;
+
 namespace {
-
-constexpr size_t kExternalizeBytes = 4096;  // weights of at least this size travel as tensor frames
-constexpr uint64_t kFailedAssignment = ~uint64_t{0};
-// A micro-batch is sent again at most this many times (docs/coordinator.md, "Worker loss"): one that
-// keeps failing (bad data) or keeps being lost fails the job instead of looping.
-constexpr int kMaxReplays = 3;
-// Workers of one job that may die while building its stages before the job is failed: a stage that
-// crashes its worker (a compiler or driver fault on that graph) would otherwise be re-planned onto
-// every live worker in turn and take the whole cluster down.
-constexpr size_t kMaxBuildDeaths = 2;
-// Ledger group commit: written micro-batches are made durable and recorded at least this often.
-constexpr size_t kLedgerBatch = 64;
-constexpr auto kLedgerInterval = std::chrono::milliseconds(100);
-// The coordinator's data links to stage 0 must answer its hello this soon after the stages are ready.
-constexpr auto kDataLinkTimeout = std::chrono::seconds(10);
-// Progress timeouts a job survives (each re-plans it) before it fails.
-constexpr int kMaxStalls = 2;
-// Re-planning on measured speed: a worker this much slower than predicted (relative to the fastest)
-// is a straggler; it is re-planned around when the new plan is this much faster, at most this often.
-constexpr double kStragglerRatio = 1.5;
-constexpr double kBetterPlan = 1.25;
-constexpr int kMaxSpeedReplans = 2;
-constexpr int64_t kCalibrationResults = 32;
-constexpr auto kCalibrationTime = std::chrono::milliseconds(300);
-
-double seconds(SteadyClock::duration d) { return std::chrono::duration<double>(d).count(); }
-
 double unix_now() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
-std::string str(capnp::Text::Reader t) { return std::string(t.cStr(), t.size()); }
-std::string str(capnp::Data::Reader d) {
-  return std::string(reinterpret_cast<const char*>(d.begin()), d.size());
-}
 capnp::Data::Reader data(const std::string& s) {
   return capnp::Data::Reader(reinterpret_cast<const kj::byte*>(s.data()), s.size());
 }
@@ -86,15 +60,6 @@ const char* job_state_name(JobState s) {
       return "cancelled";
   }
   return "?";
-}
-
-template <typename... Args>
-void JobRun::info(Args&&... args) {
-  env_.log << "info: job " << id_ << ": " << str_cat(std::forward<Args>(args)...) << std::endl;
-}
-template <typename... Args>
-void JobRun::warn(Args&&... args) {
-  env_.log << "warning: job " << id_ << ": " << str_cat(std::forward<Args>(args)...) << std::endl;
 }
 
 JobRun::JobRun(JobEnv& env, uint64_t id, JobRequest request)
@@ -342,19 +307,6 @@ void JobRun::all_stages_ready() {
   begin_streaming();
 }
 
-void JobRun::on_data_link_answered() {
-  if (state_ == JobState::PLANNING && awaiting_links_ && pending_.empty()) all_stages_ready();
-}
-
-void JobRun::exclude_unreachable(const std::string& endpoint, const std::string& why) {
-  for (const auto& [wid, w] : env_.workers.all())
-    if (w.data_endpoint == endpoint) {
-      excluded_.insert(wid);
-      warn(why, "; worker ", w.name, " is left out of this job's plans");
-    }
-  recover(why);
-}
-
 // Every stage replica of the current plan is ready: stream (again, after a re-plan).
 void JobRun::begin_streaming() {
   state_ = JobState::RUNNING;
@@ -542,72 +494,6 @@ void JobRun::on_result(uint32_t worker_id, const std::string& worker, const wire
   if (state_ == JobState::RUNNING) admit();
 }
 
-std::vector<WorkerDevice> JobRun::plan_devices() const {
-  std::vector<WorkerDevice> devices = env_.workers.usable_devices(backend_, excluded_);
-  for (WorkerDevice& d : devices) {
-    auto it = slowdown_.find(d.worker_id);
-    if (it != slowdown_.end()) d.slowdown = it->second;
-  }
-  return devices;
-}
-
-void JobRun::recalibrate() {
-  SteadyClock::time_point now = env_.clock.now();
-  if (speed_replans_ >= kMaxSpeedReplans || now - pipeline_streaming_ < kCalibrationTime ||
-      now < next_calibration_)
-    return;
-  next_calibration_ = now + std::chrono::milliseconds(250);  // a plan_job four times a second at most
-  // ratio: measured seconds per micro-batch over predicted, per stage replica.
-  double best = 0;
-  std::vector<std::vector<double>> ratio(plan_.stages.size());
-  for (size_t s = 0; s < plan_.stages.size(); ++s) {
-    double predicted = plan_.stages[s].predicted_seconds;
-    if (!(predicted > 0)) return;  // no estimate to compare with
-    for (size_t r = 0; r < plan_.stages[s].replicas.size(); ++r) {
-      ratio[s].push_back(router_->estimate(s, r) / predicted);
-      best = best > 0 ? std::min(best, ratio[s].back()) : ratio[s].back();
-    }
-  }
-  if (!(best > 0)) return;
-  std::map<uint32_t, double> slow = slowdown_;
-  std::string suspect;
-  for (size_t s = 0; s < plan_.stages.size(); ++s)
-    for (size_t r = 0; r < ratio[s].size(); ++r) {
-      double x = ratio[s][r] / best;
-      if (x < kStragglerRatio) continue;
-      uint32_t wid = plan_.stages[s].replicas[r].worker_id;
-      double& f = slow.emplace(wid, 1.0).first->second;
-      f = std::max(f, (slowdown_.count(wid) ? slowdown_.at(wid) : 1.0) * x);
-      if (suspect.empty())
-        suspect = str_cat("stage ", s, " on worker ", plan_.stages[s].replicas[r].worker, " runs ", x,
-                          "x slower than predicted, relative to the fastest stage");
-    }
-  if (suspect.empty()) return;
-  // What the current plan sustains, measured: results per second since it began streaming (a
-  // stage's compute times miss what it loses outside them, such as a process that is not scheduled).
-  double current = static_cast<double>(pipeline_results_) / seconds(now - pipeline_streaming_);
-  std::map<uint32_t, double> keep = slowdown_;
-  slowdown_ = slow;
-  double better = 0;
-  try {
-    JobPlan next = plan_job(graph_, plan_devices(), shapes_,
-                            PlanSettings{env_.config.max_in_flight, micro_batches_total_,
-                                         env_.config.max_replicas, env_.config.op_overhead_us * 1e-6});
-    better = next.throughput / best;  // in measured units: the fastest ran at `best` x its prediction
-  } catch (const std::exception&) {
-    better = 0;
-  }
-  if (!(better > kBetterPlan * current)) {
-    info(suspect, "; a plan with the measured speeds would sustain ", better, " micro-batches/s against ",
-         current, " now: keeping this one");
-    slowdown_ = keep;  // no better plan: carry on, and look again later
-    return;
-  }
-  ++speed_replans_;
-  recover(str_cat(suspect, "; re-planning with the measured speeds (", better, " vs ", current,
-                  " micro-batches/s)"));
-}
-
 void JobRun::flush_written(bool force) {
   if (unsynced_.empty()) return;
   if (!env_.ledger || !outputs_) {
@@ -639,255 +525,6 @@ void JobRun::release_consumed_inputs() {
     madvise(reinterpret_cast<void*>(from), to - from, MADV_DONTNEED);
     released_[i] = to - base;
   }
-}
-
-// --- failures and recovery (docs/coordinator.md, "Worker loss") -----------------------------------
-
-void JobRun::on_stage_failed(const std::string& worker, schema::StageFailed::Reader f) {
-  std::string message = str(f.getMessage());
-  if (!active()) return;
-  if (f.getPipeline() != pipeline_) {  // a replaced pipeline: its micro-batches are requeued already
-    info("ignored stageFailed of replaced pipeline ", f.getPipeline(), " from worker ", worker, ": ",
-         message);
-    return;
-  }
-  if (f.getSeq() == kFailedAssignment) {
-    std::string unreachable = str(f.getUnreachable());
-    if (f.getKind() == schema::StageFailed::Kind::TRANSPORT && !unreachable.empty()) {
-      exclude_unreachable(unreachable, str_cat("stage ", f.getStage(), " on worker ", worker,
-                                               " cannot reach the next stage at ", unreachable));
-      return;
-    }
-    end(JobState::FAILED, str_cat("worker ", worker, " could not build stage ", f.getStage(), ": ", message));
-    return;
-  }
-  std::string what =
-      str_cat("worker ", worker, " stage ", f.getStage(), " micro-batch ", f.getSeq(), ": ", message);
-  using Kind = schema::StageFailed::Kind;
-  const Kind kind = f.getKind();
-  if (state_ != JobState::RUNNING || !admission_ || kind == Kind::BAD_INPUT || kind == Kind::INTERNAL) {
-    // Bad data, an unsupported op or a broken invariant: every replay would fail the same way.
-    end(JobState::FAILED, what);
-    return;
-  }
-  // A device or transport fault (or an older worker that does not say): replay on a new plan; a
-  // micro-batch that fails again on fresh pipelines fails the job once it has used up its replays.
-  recover(what, static_cast<int64_t>(f.getSeq()));
-}
-
-bool JobRun::on_worker_error(const Worker& w, uint64_t request, schema::ErrorReply::Reader e) {
-  auto it = pending_.find(request);
-  if (it == pending_.end() || it->second.worker != w.id) return false;
-  std::string message = str(e.getMessage());
-  PendingAssignment a = it->second;
-  pending_.erase(it);
-  if (!active()) return true;
-  Worker* live = env_.workers.find(a.worker);
-  if (e.getKind() == schema::ErrorReply::Kind::MISSING_WEIGHTS && !a.resent_all && live) {
-    warn("worker ", w.name, ": ", message, "; sending stage ", a.stage, " again with every weight");
-    live->cached.clear();
-    assign(a.stage, a.replica, *live, true);
-    return true;
-  }
-  if (e.getKind() == schema::ErrorReply::Kind::RETRY_LATER && live) {  // draining: plan without it
-    live->refusing = true;
-    recover(str_cat("worker ", w.name, " refused stage ", a.stage, " (", message, ")"));
-    return true;
-  }
-  end(JobState::FAILED, str_cat("worker ", w.name, " refused stage ", a.stage, ": ", message));
-  return true;
-}
-
-void JobRun::on_worker_lost(uint32_t wid, const std::string& name, const std::string& why, bool died) {
-  std::vector<PendingAssignment> building;
-  for (auto p = pending_.begin(); p != pending_.end();) {
-    if (p->second.worker != wid) {
-      ++p;
-      continue;
-    }
-    building.push_back(p->second);
-    p = pending_.erase(p);
-  }
-  if (!active()) return;
-  if (died)
-    for (const PendingAssignment& a : building)
-      if (a.pipeline == pipeline_ && quarantine(a, name)) return;
-  if (workers_.count(wid)) recover(str_cat("worker ", name, " lost (", why, ")"));
-}
-
-void JobRun::on_worker_registered() {
-  if (active() && waiting_for_workers_ && !replan_posted_) replan();
-}
-
-// Notes that worker `name` died building stage `a.stage`; once kMaxBuildDeaths workers have, the
-// job fails naming each stage and its ops, and true is returned.
-bool JobRun::quarantine(const PendingAssignment& a, const std::string& name) {
-  std::string what = str_cat("worker ", name, " died building stage ", a.stage);
-  if (a.stage < stage_first_.size())
-    what += str_cat(" (", stage_first_[a.stage], " .. ", stage_last_[a.stage], ")");
-  build_deaths_.push_back(what);
-  warn(what, " [", build_deaths_.size(), " of at most ", kMaxBuildDeaths, "]");
-  if (build_deaths_.size() < kMaxBuildDeaths) return false;
-  std::string all;
-  for (const std::string& d : build_deaths_) all += (all.empty() ? "" : "; ") + d;
-  end(JobState::FAILED,
-      str_cat("quarantined: ", build_deaths_.size(), " workers died while building its stages (", all,
-              "); a stage that crashes its worker is not assigned again"));
-  return true;
-}
-
-// The workers holding the job's stages release them; its outstanding assignments are forgotten.
-void JobRun::release_stages() {
-  for (uint32_t wid : workers_) {
-    const Worker* w = env_.workers.find(wid);
-    if (!w) continue;
-    wire::OutMessage m;
-    m.envelope().getBody().initReleaseStage().setJob(id_);
-    env_.outbox.to_worker(*w, m);
-  }
-  pending_.clear();
-  workers_.clear();
-}
-
-// The job's current pipeline cannot go on (`why`: a worker lost, a micro-batch failed): its stages
-// are released on the workers still holding them, every micro-batch in flight goes back to the
-// queue, and a new plan (the next pipeline generation) is made over the live workers once this
-// handler is done (so several workers found dead at once make one re-plan). `failed_seq` is the
-// micro-batch a stageFailed named, if any.
-void JobRun::recover(const std::string& why, std::optional<int64_t> failed_seq) {
-  if (!active()) return;
-  release_stages();
-  ++pipeline_;
-  copies_.clear();
-  recovering_ += (recovering_.empty() ? "" : "; ") + why;
-  if (admission_) {
-    std::vector<int64_t> requeued = admission_->requeue_in_flight();
-    env_.counters.replays += requeued.size();
-    auto over = [&](int64_t seq) { return admission_->replays(seq) > kMaxReplays; };
-    if (failed_seq && over(*failed_seq)) {
-      end(JobState::FAILED, str_cat(why, " (micro-batch ", *failed_seq, " failed on ", kMaxReplays + 1,
-                                    " pipelines; replays are capped at ", kMaxReplays, " per micro-batch)"));
-      return;
-    }
-    for (int64_t seq : requeued)
-      if (over(seq)) {
-        end(JobState::FAILED, str_cat("micro-batch ", seq, " was in flight on ", kMaxReplays + 1,
-                                      " pipelines that failed (replays are capped at ", kMaxReplays,
-                                      " per micro-batch); the last: ", why));
-        return;
-      }
-  }
-  state_ = JobState::PLANNING;
-  awaiting_links_ = false;
-  ready_deadline_ = env_.clock.now() + std::chrono::duration_cast<SteadyClock::duration>(
-                                           std::chrono::duration<double>(env_.config.stage_ready_timeout_s));
-  if (replan_posted_) return;
-  replan_posted_ = true;
-  env_.outbox.defer([this] {
-    replan_posted_ = false;
-    if (active()) replan();
-  });
-}
-
-// Plans a recovering job again over the live workers, or waits for one to register (bounded by
-// stage_ready_timeout_s, see tick()).
-void JobRun::replan() {
-  std::vector<WorkerDevice> devices = plan_devices();
-  size_t replay = admission_ ? admission_->requeued() : 0;
-  if (devices.empty() && !env_.workers.usable_devices(backend_).empty()) {
-    end(JobState::FAILED, str_cat(recovering_, "; no other worker of the ", backend_,
-                                  " backend is left to plan over (the others are unreachable)"));
-    return;
-  }
-  if (devices.empty()) {
-    if (!waiting_for_workers_)
-      info(recovering_, "; no live worker runs the ", backend_, " backend: waiting up to ",
-           env_.config.stage_ready_timeout_s,
-           " s (stage_ready_timeout_s) for one to register, then replaying ", replay, " micro-batch(es)");
-    waiting_for_workers_ = true;
-    return;
-  }
-  waiting_for_workers_ = false;
-  std::set<uint32_t> over;
-  for (const WorkerDevice& d : devices) over.insert(d.worker_id);
-  info(recovering_, "; replaying ", replay, " micro-batch(es) on a new plan (pipeline ", pipeline_, ") over ",
-       over.size(), " worker(s)");
-  try {
-    plan_stages(devices);
-  } catch (const std::exception& e) {
-    end(JobState::FAILED, str_cat(recovering_, "; re-planning failed: ", e.what()));
-  }
-}
-
-void JobRun::tick() {
-  if (state_ == JobState::RUNNING) {
-    try {
-      flush_written(false);
-    } catch (const Error& e) {
-      end(JobState::FAILED, e.what());
-      return;
-    }
-    check_progress();
-    return;
-  }
-  if (state_ == JobState::PLANNING && awaiting_links_ && env_.clock.now() > links_deadline_) {
-    for (const StageReplica& r : plan_.stages[0].replicas) {
-      const Worker* w = env_.workers.find(r.worker_id);
-      if (w && !env_.outbox.data_answered(*w)) {
-        std::string endpoint = w->data_endpoint;
-        exclude_unreachable(endpoint, str_cat("the coordinator cannot reach worker ", w->name,
-                                              "'s data endpoint ", endpoint, " (no answer to hello within ",
-                                              std::chrono::duration<double>(kDataLinkTimeout).count(),
-                                              " s; a worker on another host must advertise an address the "
-                                              "coordinator can dial: set its advertise_host)"));
-        return;
-      }
-    }
-  }
-  if (state_ != JobState::PLANNING || env_.clock.now() <= ready_deadline_) return;
-  if (waiting_for_workers_)
-    end(JobState::FAILED,
-        str_cat(recovering_, "; no live worker of the ", backend_, " backend registered within ",
-                env_.config.stage_ready_timeout_s, " s (stage_ready_timeout_s)"));
-  else
-    end(JobState::FAILED,
-        str_cat(recovering_.empty() ? "" : recovering_ + "; re-planned, but ", "stages not ready after ",
-                env_.config.stage_ready_timeout_s, " s (stage_ready_timeout_s)"));
-}
-
-// "stage 0 on w1 (tcp://...) -> stage 1 on w2 (tcp://...), w3 (...) -> the coordinator"
-std::string JobRun::describe_pipeline() const {
-  std::string out;
-  for (size_t s = 0; s < plan_.stages.size(); ++s) {
-    out += str_cat(s ? " -> " : "", "stage ", s, " on ");
-    const auto& reps = plan_.stages[s].replicas;
-    for (size_t r = 0; r < reps.size(); ++r) {
-      const Worker* w = env_.workers.find(reps[r].worker_id);
-      out += str_cat(r ? ", " : "", reps[r].worker, " (", w ? w->data_endpoint : std::string("gone"), ")");
-    }
-  }
-  return out + " -> the coordinator";
-}
-
-// No result for progress_timeout_s while micro-batches are in flight: something on the pipeline
-// swallows them without an error (a link that never connects, a frozen process that still sends
-// heartbeats). The pipeline is named and re-planned; after kMaxStalls the job fails with it.
-void JobRun::check_progress() {
-  double limit = env_.config.progress_timeout_s;
-  if (limit <= 0 || !admission_ || admission_->in_flight() == 0) return;
-  double idle = seconds(env_.clock.now() - last_progress_);
-  if (idle < limit) return;
-  ++stalls_;
-  std::string why =
-      str_cat("no result for ", idle, " s (progress_timeout_s ", limit, ") with ", admission_->in_flight(),
-              " micro-batch(es) in flight (lowest ", admission_->lowest_outstanding(), ") on pipeline ",
-              pipeline_, ": ", describe_pipeline());
-  warn(why);
-  if (stalls_ >= kMaxStalls) {
-    end(JobState::FAILED, str_cat(why, "; stalled ", stalls_, " times, giving up"));
-    return;
-  }
-  recover(why);
 }
 
 // --- the end ---------------------------------------------------------------------------------------
