@@ -180,6 +180,7 @@ void fill_submit(schema::SubmitJob::Builder s, const JobSpec& spec, const std::s
   s.setBatchSize(spec.batch_size);
   s.setName(std::filesystem::path(spec.job_file).filename().string());
   s.setBackend(backend);
+  s.setMaxWorkers(spec.workers);
 }
 
 std::vector<JobStatusInfo> query_status(CoordinatorClient& client, uint64_t job) {

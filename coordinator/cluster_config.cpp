@@ -51,7 +51,7 @@ ClusterConfig parse_cluster_config(const std::string& text, const std::string& f
   CONVOY_CHECK(root.IsMap(), where(file, root), ": a cluster file must be a mapping of settings");
   static const char* kKeys =
       "listen, heartbeat_ms, missed_heartbeats, max_in_flight, backend, min_workers, stage_ready_timeout_s, "
-      "max_replicas, op_overhead_us, http_listen, state_dir, progress_timeout_s";
+      "max_replicas, op_overhead_us, http_listen, state_dir, progress_timeout_s, job_workers";
   for (const auto& kv : root) {
     CONVOY_CHECK(kv.first.IsScalar(), where(file, kv.first), ": keys must be names (", kKeys, ")");
     std::string key = kv.first.as<std::string>();
@@ -77,6 +77,8 @@ ClusterConfig parse_cluster_config(const std::string& text, const std::string& f
       c.min_workers = integer(file, v, key, 1, 65536);
     } else if (key == "stage_ready_timeout_s") {
       c.stage_ready_timeout_s = number(file, v, key, 0.1, 86400);
+    } else if (key == "job_workers") {
+      c.job_workers = integer(file, v, key, 0, 65536);
     } else if (key == "progress_timeout_s") {
       c.progress_timeout_s = number(file, v, key, 0, 86400);
     } else if (key == "max_replicas") {

@@ -14,7 +14,8 @@ struct ClusterConfig {
   uint32_t missed_heartbeats = 3;               // a worker silent this many periods is dead
   uint32_t max_in_flight = 4;                   // micro-batches outstanding per pipeline
   std::string backend = "opencl";               // for jobs that do not name one
-  uint32_t min_workers = 1;                     // a job waits in the queue for this many workers
+  uint32_t min_workers = 1;                     // a job waits in the queue for this many idle workers
+  uint32_t job_workers = 0;                     // the most workers a job holds unless it says; 0: all idle
   double stage_ready_timeout_s = 600;           // compiling and warming a stage (PoCL builds are slow)
   double progress_timeout_s = 60;  // a running job with no result this long is diagnosed; 0: never
   uint32_t max_replicas = 0;       // replicas per stage the planner may use; 0: any

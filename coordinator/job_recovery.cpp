@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
+#include <set>
 
 #include "coordinator/job_run.h"
 #include "coordinator/job_run_internal.h"
@@ -28,11 +30,29 @@ void JobRun::exclude_unreachable(const std::string& endpoint, const std::string&
 }
 
 std::vector<WorkerDevice> JobRun::plan_devices() const {
-  std::vector<WorkerDevice> devices = env_.workers.usable_devices(backend_, excluded_);
+  std::set<uint32_t> exclude = env_.outbox.held_by_others(id_);
+  exclude.insert(excluded_.begin(), excluded_.end());
+  std::vector<WorkerDevice> devices = env_.workers.usable_devices(backend_, exclude);
   for (WorkerDevice& d : devices) {
     auto it = slowdown_.find(d.worker_id);
     if (it != slowdown_.end()) d.slowdown = it->second;
   }
+  uint32_t limit = request_.max_workers ? request_.max_workers : env_.config.job_workers;
+  std::map<uint32_t, double> speed;  // per worker: its fastest device, slowdown applied
+  for (const WorkerDevice& d : devices)
+    speed[d.worker_id] = std::max(speed[d.worker_id], d.gemm_gflops / d.slowdown);
+  if (limit == 0 || speed.size() <= limit) return devices;
+  // The job's share: the workers it held before first, then the fastest.
+  std::vector<uint32_t> order;
+  for (const auto& [wid, g] : speed) order.push_back(wid);
+  std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+    bool ha = past_workers_.count(a) != 0, hb = past_workers_.count(b) != 0;
+    return ha != hb ? ha : speed[a] > speed[b];
+  });
+  std::set<uint32_t> take(order.begin(), order.begin() + limit);
+  devices.erase(std::remove_if(devices.begin(), devices.end(),
+                               [&](const WorkerDevice& d) { return !take.count(d.worker_id); }),
+                devices.end());
   return devices;
 }
 

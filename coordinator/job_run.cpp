@@ -78,6 +78,7 @@ JobRun::JobRun(JobEnv& env, uint64_t id, JobRequest request)
     rec.backend = request_.backend;
     rec.inputs = request_.input_paths;
     rec.batch_size = request_.batch_size;
+    rec.max_workers = request_.max_workers;
     rec.submitted_unix = submitted_unix_;
     env_.ledger->add(rec);
   }
@@ -91,6 +92,7 @@ JobRun::JobRun(JobEnv& env, const LedgerJob& rec) : env_(env), id_(rec.id), subm
   request_.backend = rec.backend;
   request_.input_paths = rec.inputs;
   request_.batch_size = rec.batch_size;
+  request_.max_workers = rec.max_workers;
   submitted_unix_ = rec.submitted_unix;
   samples_ = rec.samples;
   micro_batches_total_ = rec.micro_batches_total;
@@ -139,7 +141,17 @@ void JobRun::start() {
     backend_ = env_.workers.pick_backend(request_.backend, env_.config.backend);
     if (env_.ledger) env_.ledger->running(id_, pipeline_, samples_, micro_batches_total_);
     env_.workers.live_devices(backend_);  // an error naming the backends there are when none runs it
-    plan_stages(plan_devices());
+    std::vector<WorkerDevice> devices = plan_devices();
+    if (devices.empty()) {  // other jobs hold every worker of its backend: wait for one
+      recovering_ = str_cat("every worker of the ", backend_, " backend is held by other jobs");
+      ready_deadline_ =
+          env_.clock.now() + std::chrono::duration_cast<SteadyClock::duration>(
+                                 std::chrono::duration<double>(env_.config.stage_ready_timeout_s));
+      waiting_for_workers_ = true;
+      info(recovering_, ": waiting for one");
+      return;
+    }
+    plan_stages(devices);
   } catch (const std::exception& e) {
     end(JobState::FAILED, e.what());
   }

@@ -52,6 +52,8 @@ class JobOutbox {
   // Whether `w`'s data endpoint has answered the coordinator's hello; the first call connects and
   // says hello. The server calls JobRun::on_data_link_answered() when the answer comes.
   virtual bool data_answered(const Worker& w) = 0;
+  // Workers other jobs hold now: this job plans over the rest.
+  virtual std::set<uint32_t> held_by_others(uint64_t job) const { return {}; }
 };
 
 class JobClock {
@@ -86,6 +88,7 @@ struct JobRequest {
   std::string name, job_file, model_path, output, backend;
   std::vector<std::string> input_paths;
   int64_t batch_size = 0;
+  uint32_t max_workers = 0;  // the most workers it may hold; 0: the cluster's job_workers (0: all idle)
 };
 
 using JobState = schema::JobStatus::State;
@@ -140,6 +143,8 @@ class JobRun {
   int64_t samples_done() const { return samples_done_; }
   int64_t micro_batches_done() const { return micro_batches_done_; }
   size_t in_flight() const { return admission_ ? admission_->in_flight() : 0; }
+  // The workers holding its stages now.
+  const std::set<uint32_t>& held_workers() const { return workers_; }
 
   // The plan `request` would get over the registered workers now, as `plan` prints it.
   static std::string preview_plan(JobEnv& env, const JobRequest& request);

@@ -31,13 +31,13 @@ JobSpec load_job_spec(const std::string& path) {
   YAML::Node root = yaml::load_file(path);
   CONVOY_CHECK(root.IsMap(), path,
                ": a job file must be a mapping with keys model, inputs, output, batch_size");
-  static const std::set<std::string> kKeys = {"model", "inputs", "output", "batch_size"};
+  static const std::set<std::string> kKeys = {"model", "inputs", "output", "batch_size", "workers"};
   for (const auto& kv : root) {
     CONVOY_CHECK(kv.first.IsScalar(), where(path, kv.first),
-                 ": keys must be names (model, inputs, output, batch_size)");
+                 ": keys must be names (model, inputs, output, batch_size, workers)");
     std::string key = kv.first.as<std::string>();
     CONVOY_CHECK(kKeys.count(key), where(path, kv.first), ": unknown key '", key,
-                 "' (expected one of: model, inputs, output, batch_size)");
+                 "' (expected one of: model, inputs, output, batch_size, workers)");
   }
   for (const char* key : {"model", "inputs", "output", "batch_size"})
     CONVOY_CHECK(root[key], path, ": missing required key '", key, "'");
@@ -61,6 +61,15 @@ JobSpec load_job_spec(const std::string& path) {
   spec.batch_size = *batch_size;
   CONVOY_CHECK(spec.batch_size > 0, where(path, bs), ": 'batch_size' must be a positive integer, not ",
                spec.batch_size);
+  if (YAML::Node w = root["workers"]) {
+    std::optional<int64_t> n = w.IsScalar() ? yaml::scalar_as<int64_t>(w) : std::nullopt;
+    CONVOY_CHECK(
+        n && *n >= 0 && *n <= 65536, where(path, w),
+        ": 'workers' must be an integer in [0, 65536] (the most workers the job may hold; 0: the cluster's "
+        "default), not '",
+        yaml::text_of(w), "'");
+    spec.workers = static_cast<uint32_t>(*n);
+  }
   return spec;
 }
 

@@ -3,6 +3,7 @@
 //   inputs: [x.npy, h.npy]     # forward() arguments in order; samples on dim 0
 //   output: out                # directory for output_0.npy, output_1.npy, ...
 //   batch_size: 4              # samples per micro-batch (the last may be smaller)
+//   workers: 2                 # optional: the most workers it may hold (0: the cluster's job_workers)
 // Relative paths resolve against the job file's folder. Unknown keys are errors.
 #pragma once
 
@@ -18,6 +19,7 @@ struct JobSpec {
   std::vector<std::string> inputs;
   std::string output;
   int64_t batch_size = 0;
+  uint32_t workers = 0;  // the most workers the job may hold at once; 0: the cluster's default
 };
 
 // Parses and validates a job file. Errors name the file, the line and the key:

@@ -122,7 +122,7 @@ Ledger::Ledger(const std::string& state_dir) {
         "CREATE TABLE IF NOT EXISTS jobs (id INTEGER PRIMARY KEY, name TEXT, job_file TEXT, model TEXT, "
         "output TEXT, backend TEXT, inputs TEXT, batch_size INTEGER, state TEXT, error TEXT, "
         "submitted REAL, finished REAL, elapsed REAL, pipeline INTEGER, samples INTEGER, "
-        "samples_done INTEGER, micro_batches INTEGER, micro_batches_done INTEGER)");
+        "samples_done INTEGER, micro_batches INTEGER, micro_batches_done INTEGER, max_workers INTEGER)");
     exec(
         "CREATE TABLE IF NOT EXISTS written (job INTEGER, seq INTEGER, PRIMARY KEY (job, seq)) WITHOUT "
         "ROWID");
@@ -152,7 +152,8 @@ std::vector<LedgerJob> Ledger::load() {
   std::vector<LedgerJob> jobs;
   Stmt q(db_,
          "SELECT id, name, job_file, model, output, backend, inputs, batch_size, state, error, submitted, "
-         "finished, elapsed, pipeline, samples, samples_done, micro_batches, micro_batches_done FROM jobs "
+         "finished, elapsed, pipeline, samples, samples_done, micro_batches, micro_batches_done, max_workers "
+         "FROM jobs "
          "ORDER BY id",
          path_);
   while (q.step()) {
@@ -175,6 +176,7 @@ std::vector<LedgerJob> Ledger::load() {
     j.samples_done = q.i64(15);
     j.micro_batches_total = q.i64(16);
     j.micro_batches_done = q.i64(17);
+    j.max_workers = static_cast<uint32_t>(q.i64(18));
     jobs.push_back(std::move(j));
   }
   for (LedgerJob& j : jobs) {
@@ -195,8 +197,8 @@ uint64_t Ledger::next_job_id() {
 void Ledger::add(const LedgerJob& j) {
   Stmt q(db_,
          "INSERT INTO jobs (id, name, job_file, model, output, backend, inputs, batch_size, state, error, "
-         "submitted, finished, elapsed, pipeline, samples, samples_done, micro_batches, micro_batches_done) "
-         "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, 0, 0, 0, 0, 0, 0)",
+         "submitted, finished, elapsed, pipeline, samples, samples_done, micro_batches, micro_batches_done, "
+         "max_workers) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, 0, 0, 0, 0, 0, 0, ?12)",
          path_);
   q.bind(1, static_cast<int64_t>(j.id))
       .bind(2, j.name)
@@ -209,6 +211,7 @@ void Ledger::add(const LedgerJob& j) {
       .bind(9, j.state)
       .bind(10, j.error)
       .bind(11, j.submitted_unix)
+      .bind(12, static_cast<int64_t>(j.max_workers))
       .run();
 }
 

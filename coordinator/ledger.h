@@ -22,6 +22,7 @@ struct LedgerJob {
   std::string name, job_file, model, output, backend;
   std::vector<std::string> inputs;
   int64_t batch_size = 0;
+  uint32_t max_workers = 0;
   std::string state = "queued";  // queued, running, done, failed, cancelled (JobStatus names)
   std::string error;
   double submitted_unix = 0, finished_unix = 0, elapsed_seconds = 0;

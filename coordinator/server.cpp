@@ -97,6 +97,8 @@ JobRequest read_job(schema::SubmitJob::Reader s) {
     job.input_paths.push_back(absolute_path(inputs[i], str_cat("inputs[", i, "]")));
   job.batch_size = s.getBatchSize();
   CONVOY_CHECK(job.batch_size > 0, "SubmitJob.batchSize must be positive, not ", job.batch_size);
+  job.max_workers = s.getMaxWorkers();
+  CONVOY_CHECK(job.max_workers <= 65536, "SubmitJob.maxWorkers ", job.max_workers, " (at most 65536)");
   job.backend = str(s.getBackend());  // "" is decided at planning, from the workers then registered
   CONVOY_CHECK(job.backend.empty() || job.backend == "opencl" || job.backend == "reference",
                "SubmitJob.backend '", job.backend, "' (expected opencl or reference)");
@@ -149,7 +151,7 @@ struct CoordinatorServer::Impl : JobOutbox {
   JobEnv job_env{config, registry, workers, *this, clock, nullptr, log, counters, next_request_id};
   std::map<uint64_t, std::unique_ptr<JobRun>> jobs;
   std::deque<uint64_t> queue;
-  uint64_t active_job = 0;  // 0: none
+  std::set<uint64_t> active_jobs;  // planning or running
   uint64_t next_job_id = 1;
   std::string stop_reason;
   std::unique_ptr<http::Server> http_server;  // last: goes first, before the state it reads
@@ -209,9 +211,20 @@ struct CoordinatorServer::Impl : JobOutbox {
     return "peer " + hex(identity);
   }
 
-  JobRun* active() {
-    auto it = active_job ? jobs.find(active_job) : jobs.end();
-    return it == jobs.end() ? nullptr : it->second.get();
+  // Registered workers that take assignments and no active job holds.
+  size_t idle_workers() const {
+    std::set<uint32_t> held = held_by_others(0);
+    size_t n = 0;
+    for (const auto& [wid, w] : workers.all()) n += !w.refusing && !held.count(wid);
+    return n;
+  }
+
+  // Tells every active job that workers may be free (one registered, another job ended).
+  void workers_available() {
+    for (uint64_t id : std::set<uint64_t>(active_jobs)) {
+      auto it = jobs.find(id);
+      if (it != jobs.end() && it->second->active()) it->second->on_worker_registered();
+    }
   }
 
   // --- JobOutbox -----------------------------------------------------------------------------------
@@ -233,9 +246,21 @@ struct CoordinatorServer::Impl : JobOutbox {
   bool data_answered(const Worker& w) override { return link(w.data_endpoint).answered; }
 
   void job_ended(uint64_t job) override {
-    if (job != active_job) return;
-    active_job = 0;
-    boost::asio::post(io, [this] { schedule(); });  // not from inside a handler that still uses the job
+    if (!active_jobs.erase(job)) return;
+    boost::asio::post(io, [this] {  // not from inside a handler that still uses the job
+      if (stopped) return;
+      workers_available();
+      schedule();
+    });
+  }
+
+  std::set<uint32_t> held_by_others(uint64_t job) const override {
+    std::set<uint32_t> held;
+    for (uint64_t id : active_jobs)
+      if (id != job)
+        if (auto it = jobs.find(id); it != jobs.end())
+          held.insert(it->second->held_workers().begin(), it->second->held_workers().end());
+    return held;
   }
 
   // --- sending -------------------------------------------------------------------------------------
@@ -464,7 +489,7 @@ struct CoordinatorServer::Impl : JobOutbox {
     reg.setWorkerId(wid);
     reg.setHeartbeatMs(config.heartbeat_ms);
     send(m, id);
-    if (JobRun* job = active()) job->on_worker_registered();
+    workers_available();
     schedule();
   }
 
@@ -482,13 +507,20 @@ struct CoordinatorServer::Impl : JobOutbox {
 
   // --- jobs ----------------------------------------------------------------------------------------
 
+  // Queued jobs start, in submission order, while at least min_workers workers are idle; a job
+  // further back that fits the idle workers starts before one that waits (docs/decisions.md,
+  // "Several jobs at once"). A job holds at most its `workers:` (or job_workers) of them.
   void schedule() {
-    while (!stopped && !active_job && !queue.empty() && workers.size() >= config.min_workers) {
-      uint64_t id = queue.front();
-      queue.pop_front();
-      JobRun& job = *jobs.at(id);
-      if (job.ended()) continue;
-      active_job = id;
+    for (auto it = queue.begin(); !stopped && it != queue.end();) {
+      JobRun& job = *jobs.at(*it);
+      if (job.ended()) {
+        it = queue.erase(it);
+        continue;
+      }
+      if (idle_workers() < std::max<uint32_t>(config.min_workers, 1)) return;
+      uint64_t id = *it;
+      it = queue.erase(it);
+      active_jobs.insert(id);
       job.start();
     }
   }
@@ -697,7 +729,8 @@ struct CoordinatorServer::Impl : JobOutbox {
     } else {
       for (uint64_t id : std::deque<uint64_t>(queue))
         jobs.at(id)->end(JobState::CANCELLED, "coordinator " + reason);
-      if (JobRun* job = active()) job->end(JobState::CANCELLED, "coordinator " + reason);
+      for (uint64_t id : std::set<uint64_t>(active_jobs))
+        jobs.at(id)->end(JobState::CANCELLED, "coordinator " + reason);
     }
     queue.clear();
     stopped = true;

@@ -212,6 +212,7 @@ struct SubmitJob {
   batchSize @4 :Int64;
   name @5 :Text;
   backend @6 :Text;          # "" = the cluster's default
+  maxWorkers @7 :UInt32;     # the most workers the job may hold at once; 0 = the cluster's job_workers
 }
 
 struct Submitted {

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
-"""Multi-process tests of how the coordinator shares work (docs/coordinator.md, "Stragglers"): a
-replica slowed by SIGSTOP/SIGCONT cycling (alive, heartbeating, at a quarter of its speed) costs the
-job little, because replicas take work by credit and idle replicas run backup copies at the tail.
+"""Multi-process tests of how the coordinator shares work (docs/coordinator.md, "Stragglers" and
+"Several jobs at once"): a replica slowed by SIGSTOP/SIGCONT cycling (alive, heartbeating, at a
+quarter of its speed) costs the job little; two jobs that ask for a share of the cluster run at once.
 
     scheduling_tests.py --bin BUILD/bin --fixtures DIR --workdir DIR --case NAME
     scheduling_tests.py --list
@@ -15,7 +15,7 @@ import time
 from typing import Callable, Dict
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from cluster_tests import Cluster, coordinator_log, main  # noqa: E402
+from cluster_tests import Cluster, coordinator_log, main, submitted_job  # noqa: E402
 
 CASES: Dict[str, Callable] = {}
 
@@ -85,6 +85,44 @@ def slow_replica_costs_little(c: Cluster):
     c.expect_same_as_local(job_yaml)
     if "dead" in coordinator_log(c):
         raise AssertionError("the throttled worker was declared dead (its heartbeats must keep up)")
+
+
+@case
+def two_jobs_share_the_cluster(c: Cluster):
+    """Two jobs that ask for one worker each (`workers: 1`), submitted together on two workers, run
+    at the same time on separate workers; both outputs are right; `workers` shows who holds what."""
+    c.up(2)
+    a = c.job("cnn", "a", repeat=1000, batch_size=1)  # 5,000 micro-batches
+    b = c.job("cnn", "b", repeat=1000, batch_size=1)
+    for job in (a, b):
+        with open(job, "a") as f:
+            f.write("workers: 1\n")
+    ja, jb = (submitted_job(c.cli("submit", j)) for j in (a, b))
+    deadline = time.monotonic() + 300
+    both = None
+    while both is None:
+        sts = {s["job"]: s for s in c.status()}
+        if all(sts[j]["state"] == "running" for j in (ja, jb)):
+            both = sts
+            holders = {w["name"]: w["stages"] for w in c.workers()}
+        elif any(sts[j]["state"] in ("done", "failed", "cancelled") for j in (ja, jb)):
+            raise AssertionError(f"one job ended before both ran at once: {[sts[j]['state'] for j in (ja, jb)]}")
+        if time.monotonic() > deadline:
+            raise AssertionError("the two jobs never ran at the same time")
+        time.sleep(0.05)
+    wa = {w for s in both[ja]["stages"] for w in s["workers"]}
+    wb = {w for s in both[jb]["stages"] for w in s["workers"]}
+    print(f"job {ja} on {sorted(wa)}, job {jb} on {sorted(wb)} at the same time; workers: {holders}")
+    if len(wa) != 1 or len(wb) != 1 or wa & wb:
+        raise AssertionError(f"jobs share workers: {wa} / {wb}")
+    if sorted(sum(holders.values(), [])) != sorted([f"job {ja} stage 0", f"job {jb} stage 0"]):
+        raise AssertionError(f"`workers` shows {holders}")
+    for j in (ja, jb):
+        st = c.wait_state(j, ("done", "failed", "cancelled"), 600)
+        if st["state"] != "done":
+            raise AssertionError(f"job {j} {st['state']}: {st.get('error')}")
+    c.expect_same_as_local(a)
+    c.expect_same_as_local(b)
 
 
 if __name__ == "__main__":

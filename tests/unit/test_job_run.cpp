@@ -71,6 +71,13 @@ struct FakeOutbox : JobOutbox {
   void defer(std::function<void()> f) override { deferred.push_back(std::move(f)); }
   void job_ended(uint64_t job) override { ended.push_back(job); }
   bool data_answered(const Worker& w) override { return !unanswered.count(w.data_endpoint); }
+  std::vector<const JobRun*> runs;  // the jobs sharing the cluster, for held_by_others
+  std::set<uint32_t> held_by_others(uint64_t job) const override {
+    std::set<uint32_t> held;
+    for (const JobRun* r : runs)
+      if (r->id() != job && r->active()) held.insert(r->held_workers().begin(), r->held_workers().end());
+    return held;
+  }
   void run_deferred() {
     while (!deferred.empty()) {
       auto f = std::move(deferred.front());
@@ -119,14 +126,20 @@ struct World {
     env.ledger = ledger.get();
   }
 
-  // Answers every AssignStage with stageReady (ReleaseStage is read and dropped).
+  // Answers every AssignStage of `run` with stageReady (ReleaseStage is read and dropped; other
+  // jobs' assignments stay queued).
   void answer_assignments(JobRun& run) {
+    std::deque<FakeOutbox::Sent> others;
     while (!outbox.control.empty()) {
       FakeOutbox::Sent s = outbox.control.front();
       outbox.control.pop_front();
       auto env_in = s.msg->envelope();
       if (env_in.getBody().which() != Body::ASSIGN_STAGE) continue;
       auto a = env_in.getBody().getAssignStage();
+      if (a.getJob() != run.id()) {
+        others.push_back(s);
+        continue;
+      }
       wire::OutMessage m;
       auto r = m.envelope().getBody().initStageReady();
       r.setJob(a.getJob());
@@ -138,6 +151,7 @@ struct World {
       REQUIRE(w);
       run.on_stage_ready(*w, env_in.getRequestId(), in.envelope().getBody().getStageReady());
     }
+    outbox.control = std::move(others);
   }
   // Answers the oldest in-flight micro-batch as the last stage would: the "model" returns x.
   void answer_one(JobRun& run) {
@@ -283,6 +297,42 @@ TEST_CASE("job run: a slow replica gets less work and the tail runs backup copie
   CHECK(world.counters.backup_copies > 0);  // what the slow one held at the end ran on the fast one too
   expect_output_is_x(out);
   fs::remove_all(out);
+}
+
+TEST_CASE("job run: two jobs with a share each run at once on separate workers", "[job_run]") {
+  World world;
+  world.add_worker("w1");
+  world.add_worker("w2");
+  world.add_worker("w3");
+  fs::path out_a = temp_dir("share-a"), out_b = temp_dir("share-b");
+  JobRequest ra = seed_request(out_a), rb = seed_request(out_b);
+  ra.max_workers = 1;
+  rb.max_workers = 2;
+  JobRun a(world.env, 1, ra), b(world.env, 2, rb);
+  world.outbox.runs = {&a, &b};
+  a.start();
+  b.start();
+  CHECK(a.held_workers().size() == 1);
+  CHECK(b.held_workers().size() <= 2);
+  for (uint32_t w : a.held_workers()) CHECK_FALSE(b.held_workers().count(w));
+  // Assignments and micro-batches go to each job's own workers; both finish.
+  world.answer_assignments(a);
+  world.answer_assignments(b);
+  REQUIRE(a.state() == JobState::RUNNING);
+  REQUIRE(b.state() == JobState::RUNNING);
+  while (!world.outbox.data.empty()) {
+    FakeOutbox::Sent s = world.outbox.data.front();
+    uint64_t job = s.msg->envelope().getBody().getMicroBatch().getJob();
+    JobRun& run = job == 1 ? a : b;
+    if (run.active()) CHECK(run.held_workers().count(s.worker));  // a finished job's late backups are dropped
+    world.answer_one(job == 1 ? a : b);
+  }
+  CHECK(a.state() == JobState::DONE);
+  CHECK(b.state() == JobState::DONE);
+  expect_output_is_x(out_a);
+  expect_output_is_x(out_b);
+  fs::remove_all(out_a);
+  fs::remove_all(out_b);
 }
 
 TEST_CASE("job run: a pipeline without progress is re-planned, then failed naming it", "[job_run]") {
