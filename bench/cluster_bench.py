@@ -1,15 +1,19 @@
 #!/usr/bin/python3
 """Distributed-path benchmarks (issue 4), each printing a table; see bench/README.md.
 
-    /usr/bin/python3 bench/cluster_bench.py --build BUILD [--only overhead|soak|resnet18]
+    /usr/bin/python3 bench/cluster_bench.py --build BUILD [--only overhead|ledger|restart|soak|resnet18]
 
 overhead  coordinator overhead per micro-batch: a 2,000-micro-batch job of the seed model (one sample
           per micro-batch, microseconds of compute) through `serve` + one worker, once with one
           micro-batch in flight (the round trip coordinator -> worker -> coordinator) and once with the
           default window; the overhead is wall time per micro-batch minus the stage's measured compute.
+ledger    the same seed job (5,000 micro-batches, 4 in flight) with and without a state_dir: the
+          job ledger's cost per micro-batch.
+restart   a coordinator SIGKILLed at micro-batch ~2,000 of 20,000 and started again on its state_dir:
+          seconds until the job streams again and until it is done.
 soak      a 2,000-micro-batch job of the resnet18 fixture on OpenCL: coordinator and worker resident
           memory after the first 50 micro-batches and at the end (must stay within 10%).
-resnet18  torchvision resnet18, batch 8 at 224x224 (bench/make_bench_models.py), 12 micro-batches:
+resnet18  torchvision resnet18, batch 8 at 224x224 (bench/make_bench_models.py), --samples images:
           `run --workers 2` (each worker one core) against `run --workers 0` (two cores), and the
           plan's predicted stage times against the measured ones.
 """
@@ -61,11 +65,11 @@ def fixture_job(c: Cluster, model: str, samples: int) -> str:
 
 
 def run_fixture_job(args, name: str, model: str, backend: str, max_in_flight: int, micro_batches: int,
-                    sample_memory: bool):
+                    sample_memory: bool, **serve_keys):
     c = Cluster(args, name)
     c.verbose = False
     try:
-        server = c.serve(max_in_flight=max_in_flight)
+        server = c.serve(max_in_flight=max_in_flight, **serve_keys)
         worker = c.worker(1, backend=backend)
         c.wait_workers(1)
         job_yaml = fixture_job(c, model, micro_batches)
@@ -102,6 +106,64 @@ def bench_overhead(args):
     print()
 
 
+def bench_ledger(args):
+    print("## the job ledger's cost per micro-batch (seed model, 1 sample per micro-batch, 4 in flight, reference)\n")
+    print(f"{'ledger':>8} {'micro-batches':>14} {'wall s':>8} {'per mb us':>10}")
+    per = {}
+    for run in range(2):
+        for on in (False, True):
+            keys = {"state_dir": f"'{os.path.join(args.workdir, f'ledger-state-{run}')}'"} if on else {}
+            st, _, _, _ = run_fixture_job(args, f"ledger{int(on)}", "seed", "reference", 4, 5000, False, **keys)
+            us = st["elapsed_seconds"] / st["micro_batches_done"] * 1e6
+            per.setdefault(on, []).append(us)
+            print(f"{'on' if on else 'off':>8} {st['micro_batches_done']:>14} {st['elapsed_seconds']:>8.2f} {us:>10.1f}")
+    off, on = min(per[False]), min(per[True])
+    print(f"\nledger cost per micro-batch (best of 2 each): {on - off:.1f} us "
+          f"(group commits: fdatasync of the outputs, then one SQLite transaction, every 64 results or 100 ms)\n")
+
+
+def bench_restart(args):
+    """A coordinator SIGKILLed mid-job and started again on its state_dir: time until the job streams
+    again and until it is done, and how much was taken over from the ledger."""
+    import re
+    import signal
+    c = Cluster(args, "restart")
+    c.verbose = False
+    state = os.path.join(c.dir, "state")
+    try:
+        c.up(1, state_dir=f"'{state}'")
+        job_yaml = fixture_job(c, "cnn", 20000)
+        job = int(c.cli("submit", job_yaml).stdout.split("job")[1].split()[0])
+        while c.status(job)[0]["micro_batches_done"] < 2000:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        os.kill(c.server.pid, signal.SIGKILL)
+        c.server.wait()
+        t0 = time.monotonic()
+        c.serve(state_dir=f"'{state}'")
+        streaming = None
+        while True:
+            try:
+                (st,) = c.status(job)
+            except AssertionError:
+                time.sleep(0.02)
+                continue
+            if streaming is None and st["state"] == "running":
+                streaming = time.monotonic() - t0
+            if st["state"] in ("done", "failed", "cancelled"):
+                break
+            time.sleep(0.02)
+        done = time.monotonic() - t0
+        with open(c.logs[c.server.pid]) as f:
+            m = re.search(r"resuming from the ledger: (\d+) of (\d+)", f.read())
+        print("## recovery after a coordinator restart (cnn fixture, 20,000 one-sample micro-batches, 1 worker)\n")
+        print(f"job {st['state']}; resumed {m.group(1) if m else '?'} of {m.group(2) if m else '?'} written micro-batches")
+        print(f"restart -> streaming again: {streaming:.2f} s (the worker notices, says hello and registers again, "
+              f"the stage is re-assigned from its weight cache); restart -> done: {done:.2f} s\n")
+    finally:
+        c.stop()
+
+
 def bench_soak(args):
     print("## resident memory over a 2,000-micro-batch job (resnet18 fixture, 3x40x40, one sample per micro-batch, OpenCL)\n")
     st, _, early, (late_run, late) = run_fixture_job(args, "soak", "resnet18", "opencl", 4, 2000, True)
@@ -114,14 +176,15 @@ def bench_soak(args):
     print()
 
 
-def bench_resnet18(args, build: str):
+def bench_resnet18(args, build: str, samples: int):
     models = os.path.join(build, "bench-models")
     subprocess.run(["/usr/bin/python3", os.path.join(HERE, "make_bench_models.py"), models], check=True)
     c = Cluster(args, "resnet18")
     c.verbose = False
     try:
         x = np.load(os.path.join(models, "resnet18.input.npy"))
-        np.save(os.path.join(c.dir, "x.npy"), np.concatenate([x] * 12))
+        reps = (samples + len(x) - 1) // len(x)
+        np.save(os.path.join(c.dir, "x.npy"), np.concatenate([x] * reps)[:samples])
         results = {}
         for workers in ("0", "2"):
             job = os.path.join(c.dir, f"job{workers}.yaml")
@@ -131,10 +194,10 @@ def bench_resnet18(args, build: str):
             t0 = time.monotonic()
             proc = c.cli("run", job, "--workers", workers, timeout=1800)
             results[workers] = (time.monotonic() - t0, proc.stdout)
-        print("## resnet18, batch 8, 224x224, 96 samples (12 micro-batches)\n")
+        print(f"## resnet18, batch 8, 224x224, {samples} samples ({(samples + 7) // 8} micro-batches)\n")
         import re
         m = re.search(r"run ([0-9.]+) s", results["0"][1])
-        local = 96 / float(m.group(1)) if m else float("nan")
+        local = samples / float(m.group(1)) if m else float("nan")
         m = re.search(r"then ([0-9.]+) samples/s\)", results["2"][1])
         dist = float(m.group(1)) if m else float("nan")
         print(f"{'':>12} {'samples/s':>10} {'wall incl. start-up':>20}")
@@ -155,7 +218,8 @@ def bench_resnet18(args, build: str):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--build", default="build")
-    parser.add_argument("--only", choices=["overhead", "soak", "resnet18"])
+    parser.add_argument("--only", choices=["overhead", "ledger", "restart", "soak", "resnet18"])
+    parser.add_argument("--samples", type=int, default=512, help="resnet18: images in the job")
     opts = parser.parse_args()
     build = os.path.abspath(opts.build)
     fixtures = os.path.join(build, "fixtures", "torch113")
@@ -167,10 +231,14 @@ def main() -> int:
     print(f"load average at start: {os.getloadavg()[0]:.2f}\n")
     if opts.only in (None, "overhead"):
         bench_overhead(args)
+    if opts.only in (None, "ledger"):
+        bench_ledger(args)
+    if opts.only in (None, "restart"):
+        bench_restart(args)
     if opts.only in (None, "soak"):
         bench_soak(args)
     if opts.only in (None, "resnet18"):
-        bench_resnet18(args, build)
+        bench_resnet18(args, build, opts.samples)
     print(f"load average at end: {os.getloadavg()[0]:.2f}")
     return 0
 

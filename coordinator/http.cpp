@@ -85,6 +85,10 @@ std::string format_metrics(const MetricsSnapshot& m) {
   family(o, "convoy_worker_rss_bytes", "gauge", "Resident memory of the worker process, from its heartbeat.");
   for (const WorkerMetrics& w : m.worker_list)
     o << "convoy_worker_rss_bytes{worker=\"" << label(w.name) << "\"} " << w.rss_bytes << '\n';
+  family(o, "convoy_worker_job", "gauge", "1 for each active job holding a stage on the worker.");
+  for (const WorkerMetrics& w : m.worker_list)
+    for (uint64_t job : w.jobs)
+      o << "convoy_worker_job{worker=\"" << label(w.name) << "\",job=\"" << job << "\"} 1\n";
   family(o, "convoy_messages_dropped_total", "counter", "Malformed or unexpected messages dropped.");
   o << "convoy_messages_dropped_total " << m.messages_dropped_total << '\n';
   family(o, "convoy_replays_total", "counter",

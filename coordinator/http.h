@@ -28,6 +28,7 @@ struct WorkerMetrics {
   std::string name;
   double last_heartbeat_seconds = 0;  // since its last heartbeat
   uint64_t rss_bytes = 0;             // as its last heartbeat reported
+  std::vector<uint64_t> jobs;         // the active jobs holding a stage on it
 };
 
 struct MetricsSnapshot {

@@ -681,8 +681,12 @@ struct CoordinatorServer::Impl : JobOutbox {
       }
     }
     Clock::time_point now = Clock::now();
-    for (const auto& [wid, w] : workers.all())
-      m.worker_list.push_back(http::WorkerMetrics{w.name, seconds(now - w.last_heartbeat), w.rss});
+    for (const auto& [wid, w] : workers.all()) {
+      m.worker_list.push_back(http::WorkerMetrics{w.name, seconds(now - w.last_heartbeat), w.rss, {}});
+      for (uint64_t id : active_jobs)
+        if (auto it = jobs.find(id); it != jobs.end() && it->second->held_workers().count(wid))
+          m.worker_list.back().jobs.push_back(id);
+    }
     m.messages_dropped_total = counters.messages_dropped;
     m.replays_total = counters.replays;
     m.ledger_commits_total = counters.ledger_commits;

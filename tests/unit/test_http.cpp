@@ -31,7 +31,7 @@ http::MetricsSnapshot sample_snapshot() {
   m.micro_batches_in_flight = 4;
   m.running_job = 7;
   m.running_job_samples_per_second = 12.5;
-  m.worker_list = {{"w1", 0.25, 1048576}, {"odd \"name\"\\", 1.5, 2}};
+  m.worker_list = {{"w1", 0.25, 1048576, {3, 7}}, {"odd \"name\"\\", 1.5, 2, {}}};
   m.messages_dropped_total = 5;
   m.replays_total = 3;
   m.ledger_commits_total = 9;
@@ -57,6 +57,10 @@ TEST_CASE("http: metrics are Prometheus text format 0.0.4", "[http]") {
   CHECK_THAT(text, Contains("convoy_worker_last_heartbeat_seconds{worker=\"w1\"} 0.25\n"));
   CHECK_THAT(text, Contains("convoy_worker_last_heartbeat_seconds{worker=\"odd \\\"name\\\"\\\\\"} 1.5\n"));
   CHECK_THAT(text, Contains("convoy_worker_rss_bytes{worker=\"w1\"} 1048576\n"));
+  CHECK_THAT(
+      text,
+      Contains(
+          "convoy_worker_job{worker=\"w1\",job=\"3\"} 1\nconvoy_worker_job{worker=\"w1\",job=\"7\"} 1\n"));
   CHECK_THAT(text,
              Contains("# TYPE convoy_messages_dropped_total counter\nconvoy_messages_dropped_total 5\n"));
   CHECK_THAT(text, Contains("# TYPE convoy_replays_total counter\nconvoy_replays_total 3\n"));
@@ -79,8 +83,8 @@ TEST_CASE("http: metrics are Prometheus text format 0.0.4", "[http]") {
       CHECK((line[family.size()] == ' ' || line[family.size()] == '{'));
     }
   }
-  CHECK(helps == 12);
-  CHECK(types == 12);
+  CHECK(helps == 13);
+  CHECK(types == 13);
   CHECK(text.back() == '\n');
 
   // No running job, no workers: the families are still announced, without samples.
