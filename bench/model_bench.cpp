@@ -29,7 +29,6 @@
 
 #include "opencl/device.h"
 #include "opencl/executor.h"
-#include "opencl/ops/nn.h"
 #include "runtime/error.h"
 #include "runtime/ivalue.h"
 #include "runtime/model.h"
@@ -68,9 +67,7 @@ std::unique_ptr<Loaded> load(const OpRegistry& registry, opencl::Device& device,
   LoadOptions options;
   options.num_inputs = 1;
   m->model = load_model(model_path, registry, options);
-  opencl::fuse_conv_batch_norm_activation(*m->model.graph);
-  opencl::fuse_linear_activation(*m->model.graph);
-  m->executor = std::make_unique<opencl::OpenCLExecutor>(*m->model.graph, device);
+  m->executor = opencl::make_fused_executor(*m->model.graph, device);
   m->load_s = seconds_since(t0);
   m->inputs.emplace_back(read_npy(input_path).clone());
   t0 = Clock::now();

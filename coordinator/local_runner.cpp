@@ -9,7 +9,6 @@
 #include "coordinator/job_progress.h"
 #include "opencl/device.h"
 #include "opencl/executor.h"
-#include "opencl/ops/nn.h"
 #include "runtime/error.h"
 #include "runtime/executor.h"
 #include "runtime/model.h"
@@ -57,13 +56,10 @@ JobResult run_job_in_process(const JobSpec& job, const OpRegistry& registry, std
         fail(e.kind(), e.what(), " (--backend reference runs on the CPU without OpenCL)");
       throw;
     }
-    // conv → batch_norm → activation chains become one node the OpenCL backend runs as one convolution.
-    opencl::fuse_conv_batch_norm_activation(*model.graph);
-    opencl::fuse_linear_activation(*model.graph);
     if (progress)
       *progress << "OpenCL device " << device->info().index << ": " << device->info().name << "\n";
     try {
-      accelerated = std::make_unique<opencl::OpenCLExecutor>(*model.graph, *device);
+      accelerated = opencl::make_fused_executor(*model.graph, *device);
     } catch (const Error& e) {
       fail(e.kind(), job.model, ": ", e.what());
     }

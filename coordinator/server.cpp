@@ -13,6 +13,7 @@
 #include <set>
 #include <thread>
 
+#include "coordinator/cluster_views.h"
 #include "coordinator/http.h"
 #include "coordinator/job_run.h"
 #include "coordinator/ledger.h"
@@ -73,46 +74,6 @@ struct Peer {
 struct SystemClock : JobClock {
   Clock::time_point now() const override { return Clock::now(); }
 };
-
-std::string absolute_path(capnp::Text::Reader t, const std::string& field) {
-  std::string p = str(t);
-  CONVOY_CHECK(!p.empty(), "SubmitJob.", field, " is empty");
-  CONVOY_CHECK(p.size() < 4096 && p.find('\0') == std::string::npos && p.find('\n') == std::string::npos,
-               "SubmitJob.", field, " is not a path");
-  CONVOY_CHECK(p[0] == '/', "SubmitJob.", field, " '", p,
-               "' is relative (the submitter resolves paths against the job file's folder)");
-  return p;
-}
-
-// Checks a SubmitJob and returns what it asks for.
-JobRequest read_job(schema::SubmitJob::Reader s) {
-  JobRequest job;
-  job.job_file = str(s.getJobFile());
-  job.name = str(s.getName());
-  job.model_path = absolute_path(s.getModel(), "model");
-  job.output = absolute_path(s.getOutput(), "output");
-  auto inputs = s.getInputs();
-  CONVOY_CHECK(inputs.size() > 0, "SubmitJob.inputs is empty");
-  for (uint32_t i = 0; i < inputs.size(); ++i)
-    job.input_paths.push_back(absolute_path(inputs[i], str_cat("inputs[", i, "]")));
-  job.batch_size = s.getBatchSize();
-  CONVOY_CHECK(job.batch_size > 0, "SubmitJob.batchSize must be positive, not ", job.batch_size);
-  job.max_workers = s.getMaxWorkers();
-  CONVOY_CHECK(job.max_workers <= 65536, "SubmitJob.maxWorkers ", job.max_workers, " (at most 65536)");
-  job.backend = str(s.getBackend());  // "" is decided at planning, from the workers then registered
-  CONVOY_CHECK(job.backend.empty() || job.backend == "opencl" || job.backend == "reference",
-               "SubmitJob.backend '", job.backend, "' (expected opencl or reference)");
-  std::string where = job.job_file.empty() ? std::string("job") : job.job_file;
-  CONVOY_CHECK_KIND(kIo, std::filesystem::is_regular_file(job.model_path), where, ": model ", job.model_path,
-                    " not found on the coordinator");
-  for (const std::string& p : job.input_paths)
-    CONVOY_CHECK_KIND(kIo, std::filesystem::is_regular_file(p), where, ": input ", p,
-                      " not found on the coordinator");
-  if (job.name.empty())
-    job.name =
-        std::filesystem::path(job.job_file.empty() ? job.model_path : job.job_file).filename().string();
-  return job;
-}
 
 }  // namespace
 
@@ -527,7 +488,7 @@ struct CoordinatorServer::Impl : JobOutbox {
 
   uint64_t submit(schema::SubmitJob::Reader s) {
     if (stopped) throw ClientError(ErrorReply::Kind::RETRY_LATER, "the coordinator is shutting down");
-    JobRequest request = read_job(s);
+    JobRequest request = read_job_request(s);
     uint64_t id = next_job_id++;
     info("job ", id, " submitted: ", request.name, " (", request.model_path, ", batch ", request.batch_size,
          ", ", request.backend.empty() ? std::string("default backend") : request.backend, ")");
@@ -574,7 +535,7 @@ struct CoordinatorServer::Impl : JobOutbox {
           list_workers(out.getBody().initWorkersReply());
           break;
         case Body::PLAN_REQUEST: {
-          JobRequest job = read_job(body.getPlanRequest().getJob());
+          JobRequest job = read_job_request(body.getPlanRequest().getJob());
           if (workers.empty())
             throw ClientError(ErrorReply::Kind::RETRY_LATER,
                               "no workers are registered yet; start convoy-worker first");
@@ -612,87 +573,11 @@ struct CoordinatorServer::Impl : JobOutbox {
     for (const auto& [jid, job] : jobs) job->fill_status(list[i++]);
   }
 
-  void list_workers(schema::WorkersReply::Builder reply) {
-    auto list = reply.initWorkers(static_cast<unsigned>(workers.size()));
-    unsigned i = 0;
-    Clock::time_point now = Clock::now();
-    for (const auto& [wid, w] : workers.all()) {
-      auto o = list[i++];
-      o.setWorkerId(wid);
-      o.setName(w.name);
-      o.setHost(w.host);
-      o.setDataEndpoint(w.data_endpoint);
-      auto ds = o.initDevices(static_cast<unsigned>(w.devices.size()));
-      for (unsigned k = 0; k < w.devices.size(); ++k) {
-        const WorkerDevice& d = w.devices[k];
-        auto b = ds[k];
-        b.setIndex(d.index);
-        b.setName(d.name);
-        b.setBackend(d.backend);
-        b.setMemoryBytes(d.memory_bytes);
-        b.setComputeUnits(d.compute_units);
-        b.setGemmGflops(d.gemm_gflops);
-        b.setCopyGbps(d.copy_gbps);
-        b.setProcessor(d.processor);
-      }
-      o.setLastHeartbeatMs(static_cast<uint64_t>(
-          std::chrono::duration_cast<std::chrono::milliseconds>(now - w.last_heartbeat).count()));
-      o.setBusySeconds(w.busy_seconds);
-      o.setRssBytes(w.rss);
-      std::vector<std::string> stages;
-      for (const auto& [jid, job] : jobs)
-        if (job->active())
-          for (std::string& s : job->stages_on(wid)) stages.push_back(std::move(s));
-      auto ss = o.initStages(static_cast<unsigned>(stages.size()));
-      for (unsigned k = 0; k < stages.size(); ++k) ss.set(k, stages[k]);
-    }
-  }
+  void list_workers(schema::WorkersReply::Builder reply) { fill_workers_reply(workers, jobs, reply); }
 
   // --- HTTP ----------------------------------------------------------------------------------------
 
-  http::MetricsSnapshot metrics() const {
-    http::MetricsSnapshot m;
-    m.workers = workers.size();
-    for (const auto& [jid, job] : jobs) {
-      switch (job->state()) {
-        case JobState::QUEUED:
-          ++m.jobs_queued;
-          break;
-        case JobState::PLANNING:
-        case JobState::RUNNING:
-          ++m.jobs_running;
-          break;
-        case JobState::DONE:
-          ++m.jobs_done;
-          break;
-        case JobState::FAILED:
-          ++m.jobs_failed;
-          break;
-        case JobState::CANCELLED:
-          ++m.jobs_cancelled;
-          break;
-      }
-      m.micro_batches_done_total += job->micro_batches_done();
-      m.samples_done_total += job->samples_done();
-      if (job->active()) {
-        m.running_job = jid;
-        m.running_job_samples_per_second = job->samples_per_second();
-        m.micro_batches_in_flight = job->in_flight();
-      }
-    }
-    Clock::time_point now = Clock::now();
-    for (const auto& [wid, w] : workers.all()) {
-      m.worker_list.push_back(http::WorkerMetrics{w.name, seconds(now - w.last_heartbeat), w.rss, {}});
-      for (uint64_t id : active_jobs)
-        if (auto it = jobs.find(id); it != jobs.end() && it->second->held_workers().count(wid))
-          m.worker_list.back().jobs.push_back(id);
-    }
-    m.messages_dropped_total = counters.messages_dropped;
-    m.replays_total = counters.replays;
-    m.ledger_commits_total = counters.ledger_commits;
-    m.backup_copies_total = counters.backup_copies;
-    return m;
-  }
+  http::MetricsSnapshot metrics() const { return metrics_snapshot(workers, jobs, active_jobs, counters); }
 
   // --- timers --------------------------------------------------------------------------------------
 

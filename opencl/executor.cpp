@@ -7,6 +7,7 @@
 #include <iomanip>
 #include <sstream>
 
+#include "opencl/ops/nn.h"
 #include "opencl/program_cache.h"
 #include "runtime/error.h"
 #include "runtime/executor.h"
@@ -512,6 +513,12 @@ std::string OpenCLExecutor::plan_report() const {
     out << "\n";
   }
   return out.str();
+}
+
+std::unique_ptr<OpenCLExecutor> make_fused_executor(Graph& graph, Device& device) {
+  fuse_conv_batch_norm_activation(graph);
+  fuse_linear_activation(graph);
+  return std::make_unique<OpenCLExecutor>(graph, device);
 }
 
 }  // namespace convoy::opencl

@@ -90,4 +90,9 @@ class OpenCLExecutor {
 // What plans are keyed by: "float32[8, 3, 224, 224]; int 5".
 std::string input_signature(const std::vector<IValue>& inputs);
 
+// What every caller that owns its graph wants: the OpenCL fusion passes (opencl/ops/nn.h: conv →
+// batch_norm → activation, linear → activation, in every nested block) run on `graph`, then the
+// executor for it. One place, so no caller forgets a pass.
+std::unique_ptr<OpenCLExecutor> make_fused_executor(Graph& graph, Device& device);
+
 }  // namespace convoy::opencl

@@ -24,7 +24,6 @@
 
 #include "opencl/device.h"
 #include "opencl/executor.h"
-#include "opencl/ops/nn.h"
 #include "runtime/error.h"
 #include "runtime/executor.h"
 #include "runtime/graph/serialize.h"
@@ -929,9 +928,7 @@ struct Worker::Impl {
       crash_if_fault_injected(*stage->graph);
       for (const Value* p : stage->graph->inputs()) stage->params.push_back(p->type);
       if (backend == "opencl") {
-        opencl::fuse_conv_batch_norm_activation(*stage->graph);
-        opencl::fuse_linear_activation(*stage->graph);
-        stage->accelerated = std::make_unique<opencl::OpenCLExecutor>(*stage->graph, *device);
+        stage->accelerated = opencl::make_fused_executor(*stage->graph, *device);
       } else {
         stage->reference = std::make_unique<ReferenceExecutor>(*stage->graph);
       }
