@@ -1211,10 +1211,17 @@ void register_selection_ops(OpRegistry& r) {
         },
         infer_elementwise({1, 2}, {0, 1, 2}, InferRule::kPromote));
   }
-  r.add("aten::where(Tensor condition) -> Tensor[]", [](IValueList& args) {
-    const Tensor& cond = args[0].to_tensor();
-    return IValueList{where_nonzero(cond)};
-  });
+  // One int64 index tensor per dimension of the condition, each as long as its count of true
+  // elements: how many is data, so only the element type is known.
+  r.add(
+      "aten::where(Tensor condition) -> Tensor[]",
+      [](IValueList& args) {
+        const Tensor& cond = args[0].to_tensor();
+        return IValueList{where_nonzero(cond)};
+      },
+      [](const std::vector<TypePtr>&, const std::vector<const IValue*>&) {
+        return std::vector<TypePtr>{Type::list(Type::tensor(DType::kInt64, std::nullopt))};
+      });
 
   for (bool inplace : {false, true}) {
     for (const char* overload : {"Scalar", "Tensor"}) {
