@@ -71,28 +71,14 @@ JobRun::JobRun(JobEnv& env, uint64_t id, JobRequest request)
   if (env_.ledger) {
     LedgerJob rec;
     rec.id = id_;
-    rec.name = request_.name;
-    rec.job_file = request_.job_file;
-    rec.model = request_.model_path;
-    rec.output = request_.output;
-    rec.backend = request_.backend;
-    rec.inputs = request_.input_paths;
-    rec.batch_size = request_.batch_size;
-    rec.max_workers = request_.max_workers;
+    rec.request = request_;
     rec.submitted_unix = submitted_unix_;
     env_.ledger->add(rec);
   }
 }
 
-JobRun::JobRun(JobEnv& env, const LedgerJob& rec) : env_(env), id_(rec.id), submitted_(env.clock.now()) {
-  request_.name = rec.name;
-  request_.job_file = rec.job_file;
-  request_.model_path = rec.model;
-  request_.output = rec.output;
-  request_.backend = rec.backend;
-  request_.input_paths = rec.inputs;
-  request_.batch_size = rec.batch_size;
-  request_.max_workers = rec.max_workers;
+JobRun::JobRun(JobEnv& env, const LedgerJob& rec)
+    : env_(env), id_(rec.id), request_(rec.request), submitted_(env.clock.now()) {
   submitted_unix_ = rec.submitted_unix;
   samples_ = rec.samples;
   micro_batches_total_ = rec.micro_batches_total;

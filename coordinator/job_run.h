@@ -22,6 +22,7 @@
 
 #include "coordinator/cluster_config.h"
 #include "coordinator/job_progress.h"
+#include "coordinator/job_request.h"
 #include "coordinator/planner.h"
 #include "coordinator/replica_router.h"
 #include "coordinator/worker_registry.h"
@@ -81,14 +82,6 @@ struct JobEnv {
   std::ostream& log;
   CoordinatorCounters& counters;
   uint64_t& next_request_id;  // AssignStage request ids, unique across jobs
-};
-
-// What a client submitted, checked (paths absolute, batch size positive, backend known).
-struct JobRequest {
-  std::string name, job_file, model_path, output, backend;
-  std::vector<std::string> input_paths;
-  int64_t batch_size = 0;
-  uint32_t max_workers = 0;  // the most workers it may hold; 0: the cluster's job_workers (0: all idle)
 };
 
 using JobState = schema::JobStatus::State;

@@ -159,13 +159,13 @@ std::vector<LedgerJob> Ledger::load() {
   while (q.step()) {
     LedgerJob j;
     j.id = static_cast<uint64_t>(q.i64(0));
-    j.name = q.text(1);
-    j.job_file = q.text(2);
-    j.model = q.text(3);
-    j.output = q.text(4);
-    j.backend = q.text(5);
-    j.inputs = split_lines(q.text(6));
-    j.batch_size = q.i64(7);
+    j.request.name = q.text(1);
+    j.request.job_file = q.text(2);
+    j.request.model_path = q.text(3);
+    j.request.output = q.text(4);
+    j.request.backend = q.text(5);
+    j.request.input_paths = split_lines(q.text(6));
+    j.request.batch_size = q.i64(7);
     j.state = q.text(8);
     j.error = q.text(9);
     j.submitted_unix = q.f64(10);
@@ -176,7 +176,7 @@ std::vector<LedgerJob> Ledger::load() {
     j.samples_done = q.i64(15);
     j.micro_batches_total = q.i64(16);
     j.micro_batches_done = q.i64(17);
-    j.max_workers = static_cast<uint32_t>(q.i64(18));
+    j.request.max_workers = static_cast<uint32_t>(q.i64(18));
     jobs.push_back(std::move(j));
   }
   for (LedgerJob& j : jobs) {
@@ -201,17 +201,17 @@ void Ledger::add(const LedgerJob& j) {
          "max_workers) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, 0, 0, 0, 0, 0, 0, ?12)",
          path_);
   q.bind(1, static_cast<int64_t>(j.id))
-      .bind(2, j.name)
-      .bind(3, j.job_file)
-      .bind(4, j.model)
-      .bind(5, j.output)
-      .bind(6, j.backend)
-      .bind(7, join_lines(j.inputs))
-      .bind(8, j.batch_size)
+      .bind(2, j.request.name)
+      .bind(3, j.request.job_file)
+      .bind(4, j.request.model_path)
+      .bind(5, j.request.output)
+      .bind(6, j.request.backend)
+      .bind(7, join_lines(j.request.input_paths))
+      .bind(8, j.request.batch_size)
       .bind(9, j.state)
       .bind(10, j.error)
       .bind(11, j.submitted_unix)
-      .bind(12, static_cast<int64_t>(j.max_workers))
+      .bind(12, static_cast<int64_t>(j.request.max_workers))
       .run();
 }
 

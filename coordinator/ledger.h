@@ -13,16 +13,15 @@
 #include <string>
 #include <vector>
 
+#include "coordinator/job_request.h"
+
 struct sqlite3;
 
 namespace convoy {
 
 struct LedgerJob {
   uint64_t id = 0;
-  std::string name, job_file, model, output, backend;
-  std::vector<std::string> inputs;
-  int64_t batch_size = 0;
-  uint32_t max_workers = 0;
+  JobRequest request;
   std::string state = "queued";  // queued, running, done, failed, cancelled (JobStatus names)
   std::string error;
   double submitted_unix = 0, finished_unix = 0, elapsed_seconds = 0;

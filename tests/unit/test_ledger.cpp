@@ -38,13 +38,14 @@ std::string error_of(const std::function<void()>& fn) {
 LedgerJob sample_job(uint64_t id) {
   LedgerJob j;
   j.id = id;
-  j.name = "job.yaml";
-  j.job_file = "/data/job.yaml";
-  j.model = "/data/model.pt";
-  j.output = "/data/out";
-  j.backend = "opencl";
-  j.inputs = {"/data/x.npy", "/data/with space.npy"};
-  j.batch_size = 8;
+  j.request.name = "job.yaml";
+  j.request.job_file = "/data/job.yaml";
+  j.request.model_path = "/data/model.pt";
+  j.request.output = "/data/out";
+  j.request.backend = "opencl";
+  j.request.input_paths = {"/data/x.npy", "/data/with space.npy"};
+  j.request.batch_size = 8;
+  j.request.max_workers = 3;
   j.submitted_unix = 1.7e9;
   return j;
 }
@@ -74,9 +75,10 @@ TEST_CASE("ledger: jobs, written micro-batches and ends survive reopening", "[le
   const LedgerJob& a = jobs[0];
   CHECK(a.id == 1);
   CHECK(a.state == "running");
-  CHECK(a.inputs == std::vector<std::string>{"/data/x.npy", "/data/with space.npy"});
-  CHECK(a.model == "/data/model.pt");
-  CHECK(a.batch_size == 8);
+  CHECK(a.request.input_paths == std::vector<std::string>{"/data/x.npy", "/data/with space.npy"});
+  CHECK(a.request.model_path == "/data/model.pt");
+  CHECK(a.request.batch_size == 8);
+  CHECK(a.request.max_workers == 3);
   CHECK(a.samples == 100);
   CHECK(a.micro_batches_total == 13);
   CHECK(a.micro_batches_done == 4);
