@@ -18,6 +18,9 @@ struct UsageError : std::runtime_error {
 };
 
 int cmd_serve(const std::vector<std::string>& args);
+// `keygen --out DIR [--name NAME] [--role worker|client|admin]`: a new CURVE key pair as DIR/NAME.key
+// and DIR/NAME.key_secret (convoy-worker keygen defaults to worker, convoy-coordinator keygen to client).
+int cmd_keygen(const std::vector<std::string>& args, const std::string& default_role);
 int cmd_submit(const std::vector<std::string>& args);
 int cmd_status(const std::vector<std::string>& args);
 int cmd_cancel(const std::vector<std::string>& args);

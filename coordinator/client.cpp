@@ -1,5 +1,9 @@
 #include "coordinator/client.h"
 
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+
 #include "runtime/ops/registry.h"
 
 namespace convoy {
@@ -25,9 +29,46 @@ const char* error_reply_kind_name(schema::ErrorReply::Kind kind) {
   return "error";
 }
 
-CoordinatorClient::CoordinatorClient(const std::string& endpoint, std::chrono::milliseconds timeout)
-    : endpoint_(endpoint), timeout_(timeout), socket_(ctx_, zmq::socket_type::dealer) {
+std::string default_client_keys_dir() {
+  if (const char* dir = std::getenv("CONVOY_KEYS"); dir && *dir) return dir;
+  const char* home = std::getenv("HOME");
+  CONVOY_CHECK(home && *home, "HOME is not set: name the client's keys folder with --keys or CONVOY_KEYS");
+  return std::string(home) + "/.local/state/convoy/keys";
+}
+
+ClientKeys load_client_keys(const std::string& folder) {
+  std::string secret = auth::secret_file(folder, "client"), server = auth::public_file(folder, "coordinator");
+  for (const std::string& f : {secret, server})
+    CONVOY_CHECK_KIND(kIo, std::filesystem::exists(f), f,
+                      " not found: a coordinator writes its keys there on first start; from another host, "
+                      "copy them as docs/security.md says (or give --keys DIR; --insecure for an insecure "
+                      "cluster)");
+  ClientKeys k;
+  k.own = auth::read_certificate(secret, true).keys;
+  k.server_key = auth::read_certificate(server, false).keys.public_key;
+  return k;
+}
+
+CoordinatorClient::CoordinatorClient(const std::string& endpoint, const ClientKeys& keys,
+                                     std::chrono::milliseconds timeout)
+    : endpoint_(endpoint),
+      timeout_(timeout),
+      socket_(ctx_, zmq::socket_type::dealer),
+      monitor_(ctx_, zmq::socket_type::pair) {
   socket_.set(zmq::sockopt::linger, 0);
+  if (!keys.insecure) {
+    auth::make_client(socket_, keys.own, keys.server_key);
+    own_key_ = keys.own.public_key;
+    std::string name = "inproc://monitor-" + std::to_string(reinterpret_cast<uintptr_t>(this));
+    CONVOY_CHECK_KIND(
+        kInternal,
+        zmq_socket_monitor(socket_.handle(), name.c_str(),
+                           ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                               ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL) == 0,
+        "zmq_socket_monitor: ", zmq_strerror(zmq_errno()));
+    monitor_.set(zmq::sockopt::linger, 0);
+    monitor_.connect(name);
+  }
   try {
     socket_.connect(endpoint);
   } catch (const zmq::error_t& e) {
@@ -47,9 +88,11 @@ wire::InMessage CoordinatorClient::exchange(wire::OutMessage request, uint64_t i
     if (left.count() <= 0)
       fail(ErrorKind::kIo, "no answer from the coordinator at ", endpoint_, " within ",
            timeout_.count() / 1000.0, " s (is `convoy-coordinator serve` running there?)");
-    zmq::pollitem_t item{static_cast<void*>(socket_), 0, ZMQ_POLLIN, 0};
-    zmq::poll(&item, 1, left);
-    if (!(item.revents & ZMQ_POLLIN)) continue;
+    zmq::pollitem_t items[2] = {{static_cast<void*>(socket_), 0, ZMQ_POLLIN, 0},
+                                {static_cast<void*>(monitor_), 0, ZMQ_POLLIN, 0}};
+    zmq::poll(items, own_key_.empty() ? 1 : 2, left);
+    if (items[1].revents & ZMQ_POLLIN) check_handshake();
+    if (!(items[0].revents & ZMQ_POLLIN)) continue;
     std::optional<wire::InMessage> reply = wire::InMessage::receive(socket_, false, false);
     if (!reply) continue;
     auto env = reply->envelope();
@@ -60,6 +103,20 @@ wire::InMessage CoordinatorClient::exchange(wire::OutMessage request, uint64_t i
     }
     return std::move(*reply);
   }
+}
+
+void CoordinatorClient::check_handshake() {
+  zmq::message_t event, address;
+  if (!monitor_.recv(event, zmq::recv_flags::dontwait)) return;
+  if (event.more()) (void)monitor_.recv(address, zmq::recv_flags::none);
+  uint16_t code = 0;
+  if (event.size() >= 2) std::memcpy(&code, event.data(), 2);
+  if (code == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+    fail(ErrorKind::kIo, "the coordinator at ", endpoint_, " refused this client's key ", own_key_,
+         ": it is not in the coordinator's allow-list (keys_dir/authorized; docs/security.md)");
+  fail(ErrorKind::kIo, "the CURVE handshake with the coordinator at ", endpoint_,
+       " failed: its public key is not the one in this client's keys folder, or it runs without CURVE "
+       "(insecure: true; then use --insecure)");
 }
 
 wire::InMessage CoordinatorClient::call(wire::OutMessage request) {

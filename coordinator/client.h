@@ -7,6 +7,7 @@
 #include <string>
 
 #include "runtime/error.h"
+#include "schema/auth.h"
 #include "schema/wire.h"
 
 namespace convoy {
@@ -26,11 +27,24 @@ class RemoteError : public Error {
 
 const char* error_reply_kind_name(schema::ErrorReply::Kind kind);
 
+// A client's CURVE identity: its key pair and the coordinator's public key (docs/security.md).
+struct ClientKeys {
+  bool insecure = false;  // plain text, for a coordinator with `insecure: true`
+  auth::KeyPair own;
+  std::string server_key;
+};
+// $CONVOY_KEYS, else ~/.local/state/convoy/keys: where the coordinator writes its keys on first start.
+std::string default_client_keys_dir();
+// FOLDER/client.key_secret and FOLDER/coordinator.key; an error that says where they come from when
+// they are missing.
+ClientKeys load_client_keys(const std::string& folder);
+
 class CoordinatorClient {
  public:
-  // Connects (ZeroMQ connects lazily: an absent coordinator shows as a timeout on the first call).
-  explicit CoordinatorClient(const std::string& endpoint,
-                             std::chrono::milliseconds timeout = std::chrono::seconds(10));
+  // Connects (ZeroMQ connects lazily: an absent coordinator shows as a timeout on the first call; a
+  // coordinator that refuses the key, as an error saying so).
+  CoordinatorClient(const std::string& endpoint, const ClientKeys& keys,
+                    std::chrono::milliseconds timeout = std::chrono::seconds(10));
   ~CoordinatorClient();
   CoordinatorClient(const CoordinatorClient&) = delete;
   CoordinatorClient& operator=(const CoordinatorClient&) = delete;
@@ -46,11 +60,15 @@ class CoordinatorClient {
  private:
   wire::InMessage exchange(wire::OutMessage request, uint64_t id);
   void greet();
+  // Throws when the socket monitor reports a failed CURVE handshake.
+  void check_handshake();
 
   std::string endpoint_;
   std::chrono::milliseconds timeout_;
   zmq::context_t ctx_{1};
   zmq::socket_t socket_;
+  zmq::socket_t monitor_;  // handshake failures of socket_
+  std::string own_key_;
   uint64_t next_id_ = 1;
   bool greeted_ = false;
 };

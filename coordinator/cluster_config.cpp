@@ -42,16 +42,66 @@ std::string string(const std::string& file, const YAML::Node& node, const std::s
   return node.as<std::string>();
 }
 
+// A path setting: absolute, "~/..." ($HOME), or relative to the cluster file's folder. `allow_empty`:
+// "" (quoted) is a value ("no such folder").
+std::string folder(const std::string& file, const YAML::Node& at, const YAML::Node& v, const std::string& key,
+                   bool allow_empty) {
+  std::optional<std::string> text = v.IsScalar() ? yaml::scalar_as<std::string>(v) : std::nullopt;
+  CONVOY_CHECK(
+      text && (allow_empty || !text->empty()) && text->find('\0') == std::string::npos && text->size() < 4096,
+      where(file, at), ": '", key, "' must be a path (absolute, ~/..., or relative to this file)",
+      allow_empty ? " or \"\" for none" : "");
+  std::string path = *text;
+  if (path == "~" || path.rfind("~/", 0) == 0) {
+    const char* home = std::getenv("HOME");
+    CONVOY_CHECK(home && *home, where(file, at), ": '", key, "' starts with ~ but HOME is not set");
+    path = std::string(home) + path.substr(1);
+  } else if (!path.empty() && path[0] != '/') {
+    path = (std::filesystem::absolute(file).parent_path() / path).lexically_normal().string();
+  }
+  return path;
+}
+
+bool loopback_host(const std::string& host_port) {
+  std::optional<http::HostPort> hp = http::parse_host_port(host_port);
+  if (!hp) return false;
+  return hp->host.rfind("127.", 0) == 0 || hp->host == "::1" || hp->host == "localhost";
+}
+
 }  // namespace
+
+std::string default_keys_dir(const ClusterConfig& c) {
+  if (!c.keys_dir.empty()) return c.keys_dir;
+  if (!c.state_dir.empty()) return (std::filesystem::path(c.state_dir) / "keys").string();
+  const char* home = std::getenv("HOME");
+  CONVOY_CHECK(home && *home, "the coordinator's keys folder: set keys_dir or state_dir (HOME is not set)");
+  return std::string(home) + "/.local/state/convoy/keys";
+}
+
+void validate_cluster_config(ClusterConfig& c, const std::string& file) {
+  if (c.allowed_roots.empty()) {
+    const char* home = std::getenv("HOME");
+    CONVOY_CHECK(home && *home, file, ": set 'allowed_roots' (the default is $HOME, which is not set)");
+    c.allowed_roots.push_back(home);
+  }
+  if (!c.http_listen.empty() && !loopback_host(c.http_listen))
+    CONVOY_CHECK(!c.http_token_file.empty() || c.insecure, file, ": 'http_listen' ", c.http_listen,
+                 " is not a loopback address: set 'http_token_file' (a file holding the bearer token that "
+                 "/metrics requires)");
+}
 
 ClusterConfig parse_cluster_config(const std::string& text, const std::string& file) {
   YAML::Node root = yaml::load(text, file);
   ClusterConfig c;
-  if (root.IsNull()) return c;  // an empty file: every default
+  if (root.IsNull()) {  // an empty file: every default
+    validate_cluster_config(c, file);
+    return c;
+  }
   CONVOY_CHECK(root.IsMap(), where(file, root), ": a cluster file must be a mapping of settings");
   static const char* kKeys =
       "listen, heartbeat_ms, missed_heartbeats, max_in_flight, backend, min_workers, stage_ready_timeout_s, "
-      "max_replicas, op_overhead_us, http_listen, state_dir, progress_timeout_s, job_workers";
+      "max_replicas, op_overhead_us, http_listen, state_dir, progress_timeout_s, job_workers, insecure, "
+      "keys_dir, allowed_roots, http_token_file, max_message_mb, max_jobs_per_client";
   for (const auto& kv : root) {
     CONVOY_CHECK(kv.first.IsScalar(), where(file, kv.first), ": keys must be names (", kKeys, ")");
     std::string key = kv.first.as<std::string>();
@@ -96,25 +146,31 @@ ClusterConfig parse_cluster_config(const std::string& text, const std::string& f
       c.http_listen = *text;
     } else if (key == "state_dir") {
       // "" (quoted) keeps no ledger: jobs do not survive the coordinator.
-      std::optional<std::string> text = v.IsScalar() ? yaml::scalar_as<std::string>(v) : std::nullopt;
-      CONVOY_CHECK(
-          text && text->find('\0') == std::string::npos && text->size() < 4096,
-          where(file, v.IsNull() ? kv.first : v),
-          ": 'state_dir' must be a folder (absolute, ~/..., or relative to this file) or \"\" for none");
-      c.state_dir = *text;
-      if (c.state_dir.rfind("~/", 0) == 0) {
-        const char* home = std::getenv("HOME");
-        CONVOY_CHECK(home && *home, where(file, v), ": 'state_dir' starts with ~/ but HOME is not set");
-        c.state_dir = std::string(home) + c.state_dir.substr(1);
-      } else if (!c.state_dir.empty() && c.state_dir[0] != '/') {
-        c.state_dir =
-            (std::filesystem::absolute(file).parent_path() / c.state_dir).lexically_normal().string();
-      }
+      c.state_dir = folder(file, v.IsNull() ? kv.first : v, v, key, true);
+    } else if (key == "keys_dir") {
+      c.keys_dir = folder(file, v.IsNull() ? kv.first : v, v, key, false);
+    } else if (key == "http_token_file") {
+      c.http_token_file = folder(file, v.IsNull() ? kv.first : v, v, key, false);
+    } else if (key == "insecure") {
+      std::optional<bool> b = v.IsScalar() ? yaml::scalar_as<bool>(v) : std::nullopt;
+      CONVOY_CHECK(b.has_value(), where(file, v.IsNull() ? kv.first : v),
+                   ": 'insecure' must be true or false");
+      c.insecure = *b;
+    } else if (key == "allowed_roots") {
+      CONVOY_CHECK(v.IsSequence() && v.size() > 0 && v.size() <= 256, where(file, v.IsNull() ? kv.first : v),
+                   ": 'allowed_roots' must be a list of folders (absolute, ~/..., or relative to this file)");
+      c.allowed_roots.clear();
+      for (const YAML::Node& r : v) c.allowed_roots.push_back(folder(file, r, r, key, false));
+    } else if (key == "max_message_mb") {
+      c.max_message_mb = integer(file, v, key, 1, 65536);
+    } else if (key == "max_jobs_per_client") {
+      c.max_jobs_per_client = integer(file, v, key, 1, 1000000);
     } else {
       fail(ErrorKind::kInvalidInput, where(file, kv.first), ": unknown key '", key,
            "' (expected one of: ", kKeys, ")");
     }
   }
+  validate_cluster_config(c, file);
   return c;
 }
 

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace convoy {
 
@@ -23,7 +24,25 @@ struct ClusterConfig {
   std::string http_listen = "127.0.0.1:7701";  // HOST:PORT of /healthz and /metrics; "": none
   // The job ledger's folder (absolute once loaded; "~/" is $HOME). "": jobs are not durable.
   std::string state_dir;
+
+  // Security (docs/security.md). Plain text only when set, loudly logged.
+  bool insecure = false;
+  // The coordinator's key pair and the allow-list (keys_dir/authorized/*.key); "" = state_dir/keys,
+  // else ~/.local/state/convoy/keys (default_keys_dir). Created on first start.
+  std::string keys_dir;
+  // Models, inputs and outputs must resolve (realpath, symlinks followed) inside one of these; the
+  // default is $HOME (filled in by the loader).
+  std::vector<std::string> allowed_roots;
+  std::string http_token_file;         // the bearer token /metrics requires; needed off loopback
+  uint32_t max_message_mb = 256;       // the largest message any peer may send (ZMQ_MAXMSGSIZE)
+  uint32_t max_jobs_per_client = 256;  // queued or running jobs of one client key
 };
+
+// The keys folder `c` uses (see ClusterConfig::keys_dir).
+std::string default_keys_dir(const ClusterConfig& c);
+// Fills the defaults that depend on the environment (allowed_roots) and checks the settings that
+// depend on each other; `file` names the config in messages. load/parse call it.
+void validate_cluster_config(ClusterConfig& c, const std::string& file);
 
 // Reads and validates a cluster file. Errors are convoy::Error(kInvalidInput) like
 //   "cluster.yaml:4: 'max_in_flight' must be an integer in [1, 4096], not 'many'".

@@ -2,7 +2,9 @@
 
 #include <filesystem>
 
+#include "coordinator/path_policy.h"
 #include "runtime/error.h"
+#include "runtime/printable.h"
 
 namespace convoy {
 
@@ -24,16 +26,20 @@ std::string absolute_path(capnp::Text::Reader t, const std::string& field) {
 
 }  // namespace
 
-JobRequest read_job_request(schema::SubmitJob::Reader s) {
+JobRequest read_job_request(schema::SubmitJob::Reader s, const std::vector<std::string>& roots, bool submit) {
   JobRequest job;
-  job.job_file = str(s.getJobFile());
-  job.name = str(s.getName());
-  job.model_path = absolute_path(s.getModel(), "model");
-  job.output = absolute_path(s.getOutput(), "output");
+  job.job_file = wire::bounded_text(s.getJobFile(), "SubmitJob.jobFile", 4096);
+  job.name = wire::bounded_text(s.getName(), "SubmitJob.name", 256);
+  std::string where = job.job_file.empty() ? std::string("job") : printable(job.job_file);
+  job.model_path = confine_path(absolute_path(s.getModel(), "model"), roots, where, "model");
+  job.output = confine_path(absolute_path(s.getOutput(), "output"), roots, where, "output");
   auto inputs = s.getInputs();
   CONVOY_CHECK(inputs.size() > 0, "SubmitJob.inputs is empty");
+  CONVOY_CHECK(inputs.size() <= 1024, "SubmitJob.inputs lists ", inputs.size(), " files (at most 1024)");
   for (uint32_t i = 0; i < inputs.size(); ++i)
-    job.input_paths.push_back(absolute_path(inputs[i], str_cat("inputs[", i, "]")));
+    job.input_paths.push_back(confine_path(absolute_path(inputs[i], str_cat("inputs[", i, "]")), roots, where,
+                                           str_cat("input ", i)));
+  job.overwrite = s.getOverwrite();
   job.batch_size = s.getBatchSize();
   CONVOY_CHECK(job.batch_size > 0, "SubmitJob.batchSize must be positive, not ", job.batch_size);
   job.max_workers = s.getMaxWorkers();
@@ -41,12 +47,12 @@ JobRequest read_job_request(schema::SubmitJob::Reader s) {
   job.backend = str(s.getBackend());  // "" is decided at planning, from the workers then registered
   CONVOY_CHECK(job.backend.empty() || job.backend == "opencl" || job.backend == "reference",
                "SubmitJob.backend '", job.backend, "' (expected opencl or reference)");
-  std::string where = job.job_file.empty() ? std::string("job") : job.job_file;
   CONVOY_CHECK_KIND(kIo, std::filesystem::is_regular_file(job.model_path), where, ": model ", job.model_path,
                     " not found on the coordinator");
   for (const std::string& p : job.input_paths)
     CONVOY_CHECK_KIND(kIo, std::filesystem::is_regular_file(p), where, ": input ", p,
                       " not found on the coordinator");
+  if (submit) check_outputs_absent(job.output, job.overwrite, where);
   if (job.name.empty())
     job.name =
         std::filesystem::path(job.job_file.empty() ? job.model_path : job.job_file).filename().string();
@@ -64,6 +70,7 @@ void fill_workers_reply(const WorkerRegistry& workers, const JobRuns& jobs,
     o.setName(w.name);
     o.setHost(w.host);
     o.setDataEndpoint(w.data_endpoint);
+    o.setKey(w.key);
     auto ds = o.initDevices(static_cast<unsigned>(w.devices.size()));
     for (unsigned k = 0; k < w.devices.size(); ++k) {
       const WorkerDevice& d = w.devices[k];
@@ -129,7 +136,7 @@ http::MetricsSnapshot metrics_snapshot(const WorkerRegistry& workers, const JobR
       if (auto it = jobs.find(id); it != jobs.end() && it->second->held_workers().count(wid))
         m.worker_list.back().jobs.push_back(id);
   }
-  m.messages_dropped_total = counters.messages_dropped;
+  m.messages_dropped = counters.dropped;
   m.replays_total = counters.replays;
   m.ledger_commits_total = counters.ledger_commits;
   m.backup_copies_total = counters.backup_copies;

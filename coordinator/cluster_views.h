@@ -16,9 +16,11 @@ namespace convoy {
 
 using JobRuns = std::map<uint64_t, std::unique_ptr<JobRun>>;
 
-// Checks a SubmitJob (absolute paths that exist on the coordinator, a positive batch size, a known
-// backend, a bounded share) and returns what it asks for. Throws convoy::Error naming the field.
-JobRequest read_job_request(schema::SubmitJob::Reader s);
+// Checks a SubmitJob (bounded text fields; absolute paths, resolved and confined to `roots`
+// (coordinator/path_policy.h), that exist on the coordinator; a positive batch size; a known backend;
+// a bounded share; with `submit`, no earlier outputs unless it overwrites) and returns what it asks
+// for, with the resolved paths. Throws convoy::Error naming the field.
+JobRequest read_job_request(schema::SubmitJob::Reader s, const std::vector<std::string>& roots, bool submit);
 
 // Every registered worker with its devices, heartbeat age, memory and the active jobs' stages on it.
 void fill_workers_reply(const WorkerRegistry& workers, const JobRuns& jobs,

@@ -89,8 +89,12 @@ std::string format_metrics(const MetricsSnapshot& m) {
   for (const WorkerMetrics& w : m.worker_list)
     for (uint64_t job : w.jobs)
       o << "convoy_worker_job{worker=\"" << label(w.name) << "\",job=\"" << job << "\"} 1\n";
-  family(o, "convoy_messages_dropped_total", "counter", "Malformed or unexpected messages dropped.");
-  o << "convoy_messages_dropped_total " << m.messages_dropped_total << '\n';
+  family(o, "convoy_messages_dropped_total", "counter",
+         "Messages dropped unused, by reason (malformed, unauthenticated, refused, not_routed, "
+         "stale_generation, wrong_types, unknown_job).");
+  if (m.messages_dropped.empty()) o << "convoy_messages_dropped_total{reason=\"malformed\"} 0\n";
+  for (const auto& [reason, n] : m.messages_dropped)
+    o << "convoy_messages_dropped_total{reason=\"" << reason << "\"} " << n << '\n';
   family(o, "convoy_replays_total", "counter",
          "Micro-batches sent again on a new pipeline after a worker loss or a failed stage.");
   o << "convoy_replays_total " << m.replays_total << '\n';

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <functional>
 #include <iosfwd>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -40,10 +41,10 @@ struct MetricsSnapshot {
   std::optional<uint64_t> running_job;   // planning or running
   double running_job_samples_per_second = 0;
   std::vector<WorkerMetrics> worker_list;
-  uint64_t messages_dropped_total = 0;  // malformed or unexpected messages the daemon dropped
-  uint64_t replays_total = 0;           // micro-batches sent again on a new pipeline
-  uint64_t ledger_commits_total = 0;    // group commits of written micro-batches to the job ledger
-  uint64_t backup_copies_total = 0;     // tail micro-batches sent again to an idle replica
+  std::map<std::string, uint64_t> messages_dropped;  // by reason: messages the daemon dropped
+  uint64_t replays_total = 0;                        // micro-batches sent again on a new pipeline
+  uint64_t ledger_commits_total = 0;  // group commits of written micro-batches to the job ledger
+  uint64_t backup_copies_total = 0;   // tail micro-batches sent again to an idle replica
 };
 
 // The snapshot in Prometheus text exposition format 0.0.4 (# HELP and # TYPE before every family).

@@ -13,6 +13,10 @@ struct JobRequest {
   std::vector<std::string> input_paths;
   int64_t batch_size = 0;
   uint32_t max_workers = 0;  // the most workers it may hold; 0: the cluster's job_workers (0: all idle)
+  bool overwrite = false;    // output_K.npy files that exist may be replaced
+  // The client key that submitted it (Z85) and its allow-list name; "" when the cluster is insecure
+  // (then every client may act on every job).
+  std::string owner, owner_name;
 };
 
 }  // namespace convoy

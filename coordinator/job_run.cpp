@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <ostream>
 
@@ -234,14 +235,31 @@ void JobRun::assign(uint32_t s, uint32_t r, Worker& w, bool send_all_weights) {
   }
   if (s + 1 < plan_.stages.size()) {
     const AssignedStage& next = plan_.stages[s + 1];
-    auto eps = a.initNext().initEndpoints(static_cast<unsigned>(next.replicas.size()));
+    auto route = a.initNext();
+    auto eps = route.initEndpoints(static_cast<unsigned>(next.replicas.size()));
+    auto keys =
+        route.initKeys(env_.coordinator_key.empty() ? 0 : static_cast<unsigned>(next.replicas.size()));
     for (size_t i = 0; i < next.replicas.size(); ++i) {
       const Worker* nw = env_.workers.find(next.replicas[i].worker_id);
       CONVOY_ASSERT(nw, "the plan names worker ", next.replicas[i].worker_id, " that is not registered");
       eps.set(static_cast<unsigned>(i), nw->data_endpoint);
+      if (keys.size()) keys.set(static_cast<unsigned>(i), nw->key);
     }
   } else {
     a.initNext().initEndpoints(0);
+  }
+  // Who may send this stage micro-batches: the coordinator for stage 0, else the previous stage's
+  // workers (the worker drops anything else).
+  if (!env_.coordinator_key.empty()) {
+    std::vector<std::string> upstream;
+    if (s == 0) {
+      upstream.push_back(env_.coordinator_key);
+    } else {
+      for (const StageReplica& rep : plan_.stages[s - 1].replicas)
+        if (const Worker* pw = env_.workers.find(rep.worker_id)) upstream.push_back(pw->key);
+    }
+    auto up = a.initUpstreamKeys(static_cast<unsigned>(upstream.size()));
+    for (size_t i = 0; i < upstream.size(); ++i) up.set(static_cast<unsigned>(i), upstream[i]);
   }
   if (!st.inputs.empty()) {
     auto warm = a.initWarmShapes(static_cast<unsigned>(st.inputs.size()));
@@ -411,31 +429,88 @@ void JobRun::send_backups() {
 
 // --- results ---------------------------------------------------------------------------------------
 
+// The last stage's graph outputs, flattened as the worker flattens them (tuples and lists of tensors),
+// against what it sent: a tensor of a known dtype and rank, samples on dim 0 for this micro-batch, and
+// the known trailing dims. A graph whose outputs are not all tensors is checked for the count only.
+void JobRun::check_output_types(const std::vector<Tensor>& outs, uint64_t seq) const {
+  int64_t rows = micro_batch_end(static_cast<int64_t>(seq), samples_, request_.batch_size) -
+                 micro_batch_begin(seq, request_.batch_size);
+  std::vector<const Type*> expect;
+  bool known = true;
+  std::function<void(const Type*)> flatten = [&](const Type* t) {
+    if (t && t->is(TypeKind::kTuple)) {
+      for (const TypePtr& e : t->contained) flatten(e.get());
+    } else if (t && t->is(TypeKind::kTensor)) {
+      expect.push_back(t);
+    } else {
+      known = false;
+    }
+  };
+  const Graph& last = *plan_.stages.back().graph;
+  for (const Value* v : last.outputs()) flatten(v->type.get());
+  if (known)
+    CONVOY_CHECK(outs.size() == expect.size(), outs.size(), " tensors, the model returns ", expect.size());
+  for (size_t i = 0; i < outs.size(); ++i) {
+    const Tensor& t = outs[i];
+    CONVOY_CHECK(t.dim() >= 1 && t.size(0) == rows, "output ", i, " is ", t.describe(),
+                 " for a micro-batch of ", rows, " samples");
+    if (!known) continue;
+    const Type* ty = expect[i];
+    if (ty->dtype)
+      CONVOY_CHECK(*ty->dtype == t.dtype(), "output ", i, " is ", t.describe(), " but the model returns ",
+                   dtype_name(*ty->dtype));
+    if (ty->shape) {
+      CONVOY_CHECK(static_cast<int64_t>(ty->shape->size()) == t.dim(), "output ", i, " is ", t.describe(),
+                   " but the model returns a ", ty->shape->size(), "-dim tensor");
+      for (size_t d = 1; d < ty->shape->size(); ++d)
+        CONVOY_CHECK((*ty->shape)[d] < 0 || (*ty->shape)[d] == t.size(static_cast<int64_t>(d)), "output ", i,
+                     " is ", t.describe(), " but the model returns ", shape_str(*ty->shape));
+    }
+  }
+}
+
 void JobRun::on_result(uint32_t worker_id, const std::string& worker, const wire::InMessage& msg,
                        schema::Result::Reader r) {
   // A late result of a cancelled or failed job, or one before anything was admitted, is dropped.
   // While a re-plan is under way (planning) the old pipeline's late results still count.
   if (!active() || !admission_) return;
-  CONVOY_CHECK(workers_.count(worker_id) || past_workers_.count(worker_id), "Result for job ", id_,
-               " from worker ", worker, " that holds none of its stages");
   uint32_t pipeline = r.getPipeline();
-  CONVOY_CHECK(pipeline <= pipeline_, "Result.pipeline ", pipeline, " (job ", id_, " is on pipeline ",
-               pipeline_, ")");
   uint64_t seq = r.getSeq();
-  CONVOY_CHECK(seq < static_cast<uint64_t>(admission_->admitted()), "Result for job ", id_, " micro-batch ",
-               seq, " that was never sent");
+  // A result is written only if it comes from the worker its micro-batch was routed to at the last
+  // stage of the current pipeline, with the last stage's output types (docs/security.md).
+  auto dropped = [&](const char* reason, const std::string& why) {
+    ++env_.counters.dropped[reason];
+    warn("dropped a result for micro-batch ", seq, " (pipeline ", pipeline, ") from worker ", worker, ": ",
+         why);
+  };
+  if (pipeline != pipeline_)
+    return dropped("stale_generation",
+                   str_cat("the job is on pipeline ", pipeline_, "; it is replayed there"));
+  if (seq >= static_cast<uint64_t>(admission_->admitted()))
+    return dropped("not_routed", "that micro-batch was never sent");
   if (!admission_->outstanding(static_cast<int64_t>(seq))) {  // written already: never twice
     info("ignored a result for micro-batch ", seq, " (pipeline ", pipeline, ") that is already written");
     return;
   }
-  if (pipeline != pipeline_)
-    info("accepted a late result for micro-batch ", seq, " from pipeline ", pipeline);
+  auto c = copies_.find(static_cast<int64_t>(seq));
+  size_t last = plan_.stages.size() - 1;
+  bool routed = false;
+  if (c != copies_.end())
+    for (const ReplicaRouter::Route& route : c->second)
+      routed = routed || (route.size() > last && route[last] < plan_.stages[last].replicas.size() &&
+                          plan_.stages[last].replicas[route[last]].worker_id == worker_id);
+  if (!routed) return dropped("not_routed", "it was not routed to that worker's last-stage replica");
   auto metas = r.getTensors();
-  CONVOY_CHECK(metas.size() == msg.tensor_frames(), "Result.tensors lists ", metas.size(), " tensors but ",
-               msg.tensor_frames(), " frames came");
   std::vector<Tensor> outs;
-  for (uint32_t i = 0; i < metas.size(); ++i)
-    outs.push_back(msg.tensor(i, metas[i], str_cat("Result.tensors[", i, "]")));
+  try {
+    CONVOY_CHECK(metas.size() == msg.tensor_frames(), "Result.tensors lists ", metas.size(), " tensors but ",
+                 msg.tensor_frames(), " frames came");
+    for (uint32_t i = 0; i < metas.size(); ++i)
+      outs.push_back(msg.tensor(i, metas[i], str_cat("Result.tensors[", i, "]")));
+    check_output_types(outs, seq);
+  } catch (const Error& e) {
+    return dropped("wrong_types", e.what());
+  }
   try {
     outputs_->write(static_cast<int64_t>(seq), outs);
   } catch (const Error& e) {
@@ -443,9 +518,7 @@ void JobRun::on_result(uint32_t worker_id, const std::string& worker, const wire
     return;
   }
   auto secs = r.getStageSeconds();
-  if (pipeline != pipeline_) {
-    // another plan's stages: not this plan's measured times
-  } else if (secs.size() == stage_seconds_sum_.size()) {
+  if (secs.size() == stage_seconds_sum_.size()) {
     for (uint32_t s = 0; s < secs.size(); ++s)
       if (std::isfinite(secs[s]) && secs[s] >= 0) {
         stage_seconds_sum_[s] += secs[s];
@@ -457,11 +530,10 @@ void JobRun::on_result(uint32_t worker_id, const std::string& worker, const wire
   }
   admission_->complete(static_cast<int64_t>(seq));
   last_progress_ = env_.clock.now();
-  if (auto c = copies_.find(static_cast<int64_t>(seq)); c != copies_.end() && pipeline == pipeline_) {
+  {
     // The copy whose last stage is the sender measured these times; the others are over too.
     std::vector<double> measured;
     for (double x : secs) measured.push_back(x);
-    size_t last = plan_.stages.size() - 1;
     bool credited = false;
     for (const ReplicaRouter::Route& route : c->second) {
       bool mine =
@@ -601,9 +673,8 @@ std::vector<std::string> JobRun::stages_on(uint32_t worker_id) const {
   return out;
 }
 
-void JobRun::fill_status(schema::JobStatus::Builder s) const {
+void JobRun::fill_status(schema::JobStatus::Builder s, bool redacted) const {
   s.setJob(id_);
-  s.setName(request_.name);
   s.setState(state_);
   s.setSamplesDone(samples_done_);
   s.setSamplesTotal(samples_);
@@ -613,6 +684,12 @@ void JobRun::fill_status(schema::JobStatus::Builder s) const {
   s.setSamplesPerSecond(samples_per_second());
   s.setElapsedSeconds(elapsed_before_ +
                       (started_ != SteadyClock::time_point{} ? seconds(now - started_) : 0));
+  if (redacted) {  // another client's job: no name, paths, error text, workers or owner
+    s.setRedacted(true);
+    return;
+  }
+  s.setName(request_.name);
+  s.setOwner(request_.owner_name);
   s.setError(error_);
   s.setOutput(request_.output);
   auto stages = s.initStages(static_cast<unsigned>(stage_first_.size()));

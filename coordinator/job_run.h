@@ -65,7 +65,12 @@ class JobClock {
 
 // Counters the server exports on /metrics, shared by every job run.
 struct CoordinatorCounters {
-  uint64_t messages_dropped = 0;
+  // Messages dropped unread or unused, by reason: "malformed", "unauthenticated" (a key that is not
+  // (or no longer) allowed, or not the key the connection said hello with), "refused" (a role's
+  // message from another role, a name or field over its bounds), and for results: "not_routed" (from
+  // a worker the micro-batch was not routed to at the last stage), "stale_generation" (an older
+  // pipeline's), "wrong_types" (tensors that are not the stage's outputs), "unknown_job".
+  std::map<std::string, uint64_t> dropped;
   uint64_t replays = 0;
   uint64_t ledger_commits = 0;
   uint64_t backup_copies = 0;  // tail micro-batches sent again to an idle replica
@@ -81,7 +86,8 @@ struct JobEnv {
   Ledger* ledger;  // null: jobs are not durable (no state_dir)
   std::ostream& log;
   CoordinatorCounters& counters;
-  uint64_t& next_request_id;  // AssignStage request ids, unique across jobs
+  uint64_t& next_request_id;    // AssignStage request ids, unique across jobs
+  std::string coordinator_key;  // its CURVE public key: stage 0's only upstream; "" when insecure
 };
 
 using JobState = schema::JobStatus::State;
@@ -129,7 +135,8 @@ class JobRun {
   void tick();
 
   // --- what clients see ----------------------------------------------------------------------------
-  void fill_status(schema::JobStatus::Builder s) const;
+  // `redacted`: for another client (its id, state and progress only).
+  void fill_status(schema::JobStatus::Builder s, bool redacted = false) const;
   // "job 3 stage 1" for every stage replica on `worker_id`.
   std::vector<std::string> stages_on(uint32_t worker_id) const;
   double samples_per_second() const;
@@ -176,6 +183,8 @@ class JobRun {
   void replan();
   bool quarantine(const PendingAssignment& a, const std::string& name);
   void release_consumed_inputs();
+  // Throws convoy::Error when `outs` are not what the last stage returns for micro-batch `seq`.
+  void check_output_types(const std::vector<Tensor>& outs, uint64_t seq) const;
   // Makes the written rows durable and records them in the ledger (group commit: every
   // kLedgerBatch results or kLedgerInterval, and before the job ends).
   void flush_written(bool force);

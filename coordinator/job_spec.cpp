@@ -31,13 +31,14 @@ JobSpec load_job_spec(const std::string& path) {
   YAML::Node root = yaml::load_file(path);
   CONVOY_CHECK(root.IsMap(), path,
                ": a job file must be a mapping with keys model, inputs, output, batch_size");
-  static const std::set<std::string> kKeys = {"model", "inputs", "output", "batch_size", "workers"};
+  static const std::set<std::string> kKeys = {"model",      "inputs",  "output",
+                                              "batch_size", "workers", "overwrite"};
   for (const auto& kv : root) {
     CONVOY_CHECK(kv.first.IsScalar(), where(path, kv.first),
-                 ": keys must be names (model, inputs, output, batch_size, workers)");
+                 ": keys must be names (model, inputs, output, batch_size, workers, overwrite)");
     std::string key = kv.first.as<std::string>();
     CONVOY_CHECK(kKeys.count(key), where(path, kv.first), ": unknown key '", key,
-                 "' (expected one of: model, inputs, output, batch_size, workers)");
+                 "' (expected one of: model, inputs, output, batch_size, workers, overwrite)");
   }
   for (const char* key : {"model", "inputs", "output", "batch_size"})
     CONVOY_CHECK(root[key], path, ": missing required key '", key, "'");
@@ -69,6 +70,12 @@ JobSpec load_job_spec(const std::string& path) {
         "default), not '",
         yaml::text_of(w), "'");
     spec.workers = static_cast<uint32_t>(*n);
+  }
+  if (YAML::Node o = root["overwrite"]) {
+    std::optional<bool> b = o.IsScalar() ? yaml::scalar_as<bool>(o) : std::nullopt;
+    CONVOY_CHECK(b.has_value(), where(path, o),
+                 ": 'overwrite' must be true or false (replace outputs that exist)");
+    spec.overwrite = *b;
   }
   return spec;
 }

@@ -4,6 +4,7 @@
 //   output: out                # directory for output_0.npy, output_1.npy, ...
 //   batch_size: 4              # samples per micro-batch (the last may be smaller)
 //   workers: 2                 # optional: the most workers it may hold (0: the cluster's job_workers)
+//   overwrite: true            # optional: replace output_K.npy files that exist (default: refuse)
 // Relative paths resolve against the job file's folder. Unknown keys are errors.
 #pragma once
 
@@ -20,6 +21,7 @@ struct JobSpec {
   std::string output;
   int64_t batch_size = 0;
   uint32_t workers = 0;  // the most workers the job may hold at once; 0: the cluster's default
+  bool overwrite = false;
 };
 
 // Parses and validates a job file. Errors name the file, the line and the key:

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "runtime/error.h"
 
@@ -122,7 +123,10 @@ Ledger::Ledger(const std::string& state_dir) {
         "CREATE TABLE IF NOT EXISTS jobs (id INTEGER PRIMARY KEY, name TEXT, job_file TEXT, model TEXT, "
         "output TEXT, backend TEXT, inputs TEXT, batch_size INTEGER, state TEXT, error TEXT, "
         "submitted REAL, finished REAL, elapsed REAL, pipeline INTEGER, samples INTEGER, "
-        "samples_done INTEGER, micro_batches INTEGER, micro_batches_done INTEGER, max_workers INTEGER)");
+        "samples_done INTEGER, micro_batches INTEGER, micro_batches_done INTEGER, max_workers INTEGER, "
+        "owner TEXT NOT NULL DEFAULT '', owner_name TEXT NOT NULL DEFAULT '', overwrite INTEGER NOT NULL "
+        "DEFAULT 0)");
+    add_missing_columns();
     exec(
         "CREATE TABLE IF NOT EXISTS written (job INTEGER, seq INTEGER, PRIMARY KEY (job, seq)) WITHOUT "
         "ROWID");
@@ -139,6 +143,19 @@ Ledger::~Ledger() {
   if (lock_fd_ >= 0) ::close(lock_fd_);
 }
 
+// A ledger written before jobs had owners gets their columns (its jobs belong to nobody: only an
+// admin key may act on them).
+void Ledger::add_missing_columns() {
+  std::set<std::string> have;
+  {
+    Stmt q(db_, "PRAGMA table_info(jobs)", path_);
+    while (q.step()) have.insert(q.text(1));
+  }
+  if (!have.count("owner")) exec("ALTER TABLE jobs ADD COLUMN owner TEXT NOT NULL DEFAULT ''");
+  if (!have.count("owner_name")) exec("ALTER TABLE jobs ADD COLUMN owner_name TEXT NOT NULL DEFAULT ''");
+  if (!have.count("overwrite")) exec("ALTER TABLE jobs ADD COLUMN overwrite INTEGER NOT NULL DEFAULT 0");
+}
+
 void Ledger::exec(const char* sql) {
   char* err = nullptr;
   if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
@@ -150,12 +167,13 @@ void Ledger::exec(const char* sql) {
 
 std::vector<LedgerJob> Ledger::load() {
   std::vector<LedgerJob> jobs;
-  Stmt q(db_,
-         "SELECT id, name, job_file, model, output, backend, inputs, batch_size, state, error, submitted, "
-         "finished, elapsed, pipeline, samples, samples_done, micro_batches, micro_batches_done, max_workers "
-         "FROM jobs "
-         "ORDER BY id",
-         path_);
+  Stmt q(
+      db_,
+      "SELECT id, name, job_file, model, output, backend, inputs, batch_size, state, error, submitted, "
+      "finished, elapsed, pipeline, samples, samples_done, micro_batches, micro_batches_done, max_workers, "
+      "owner, owner_name, overwrite FROM jobs "
+      "ORDER BY id",
+      path_);
   while (q.step()) {
     LedgerJob j;
     j.id = static_cast<uint64_t>(q.i64(0));
@@ -177,6 +195,9 @@ std::vector<LedgerJob> Ledger::load() {
     j.micro_batches_total = q.i64(16);
     j.micro_batches_done = q.i64(17);
     j.request.max_workers = static_cast<uint32_t>(q.i64(18));
+    j.request.owner = q.text(19);
+    j.request.owner_name = q.text(20);
+    j.request.overwrite = q.i64(21) != 0;
     jobs.push_back(std::move(j));
   }
   for (LedgerJob& j : jobs) {
@@ -198,7 +219,9 @@ void Ledger::add(const LedgerJob& j) {
   Stmt q(db_,
          "INSERT INTO jobs (id, name, job_file, model, output, backend, inputs, batch_size, state, error, "
          "submitted, finished, elapsed, pipeline, samples, samples_done, micro_batches, micro_batches_done, "
-         "max_workers) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, 0, 0, 0, 0, 0, 0, 0, ?12)",
+         "max_workers, owner, owner_name, overwrite) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, "
+         "0, 0, 0, "
+         "0, 0, 0, 0, ?12, ?13, ?14, ?15)",
          path_);
   q.bind(1, static_cast<int64_t>(j.id))
       .bind(2, j.request.name)
@@ -212,6 +235,9 @@ void Ledger::add(const LedgerJob& j) {
       .bind(10, j.error)
       .bind(11, j.submitted_unix)
       .bind(12, static_cast<int64_t>(j.request.max_workers))
+      .bind(13, j.request.owner)
+      .bind(14, j.request.owner_name)
+      .bind(15, static_cast<int64_t>(j.request.overwrite))
       .run();
 }
 

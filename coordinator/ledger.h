@@ -60,6 +60,7 @@ class Ledger {
              double elapsed_seconds, int64_t micro_batches_done, int64_t samples_done);
 
  private:
+  void add_missing_columns();
   void exec(const char* sql);
   std::string path_;
   sqlite3* db_ = nullptr;

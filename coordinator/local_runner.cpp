@@ -7,6 +7,7 @@
 
 #include "coordinator/job_inputs.h"
 #include "coordinator/job_progress.h"
+#include "coordinator/path_policy.h"
 #include "opencl/device.h"
 #include "opencl/executor.h"
 #include "runtime/error.h"
@@ -41,6 +42,8 @@ void flatten_outputs(const IValue& v, std::vector<Tensor>& out, const std::strin
 JobResult run_job_in_process(const JobSpec& job, const OpRegistry& registry, std::ostream* progress,
                              const RunOptions& run_options) {
   JobResult result;
+  check_outputs_absent(job.output, job.overwrite,
+                       job.job_file);  // before any work: the same rule as a cluster's
   auto t_load = std::chrono::steady_clock::now();
   LoadOptions options;
   options.num_inputs = static_cast<int>(job.inputs.size());  // later parameters take their defaults

@@ -29,14 +29,19 @@ constexpr const char* kUsage =
     "      the job through them, stop them\n"
     "  convoy-coordinator serve [--config cluster.yaml]\n"
     "      the coordinator daemon (configs/cluster.yaml documents the keys); SIGINT/SIGTERM stop it\n"
-    "  convoy-coordinator submit JOB.yaml [--wait] [--backend opencl|reference] [--coordinator EP]\n"
+    "  convoy-coordinator submit JOB.yaml [--wait] [--backend opencl|reference] [CLIENT]\n"
     "      queue a job; --wait shows its progress and exits 1 if it fails or is cancelled\n"
-    "  convoy-coordinator status [JOB] [--json] [--coordinator EP]\n"
-    "  convoy-coordinator cancel JOB [--coordinator EP]\n"
-    "  convoy-coordinator workers [--json] [--coordinator EP]\n"
-    "  convoy-coordinator plan JOB.yaml [--workers N] [--backend opencl|reference] [--coordinator EP]\n"
+    "  convoy-coordinator status [JOB] [--json] [CLIENT]\n"
+    "  convoy-coordinator cancel JOB [CLIENT]\n"
+    "  convoy-coordinator workers [--json] [CLIENT]\n"
+    "  convoy-coordinator plan JOB.yaml [--workers N] [--backend opencl|reference] [CLIENT]\n"
     "      the partitioner's plan: over N simulated local workers, or the coordinator's workers\n"
-    "  EP defaults to tcp://127.0.0.1:7700\n";
+    "  convoy-coordinator keygen --out DIR [--name NAME] [--role client|admin|worker]\n"
+    "      a new CURVE key pair DIR/NAME.key (public: copy it into the coordinator's keys_dir/authorized/)\n"
+    "      and DIR/NAME.key_secret (keep it private)\n"
+    "  CLIENT: [--coordinator EP] [--keys DIR] [--insecure]. EP defaults to tcp://127.0.0.1:7700; DIR\n"
+    "      (client.key_secret and coordinator.key) to $CONVOY_KEYS, else ~/.local/state/convoy/keys;\n"
+    "      --insecure talks plain text to a coordinator with insecure: true (docs/security.md)\n";
 
 using convoy::UsageError;
 
@@ -129,6 +134,7 @@ int main(int argc, char** argv) {
     if (command == "cancel") return convoy::cmd_cancel(args);
     if (command == "workers") return convoy::cmd_workers(args);
     if (command == "plan") return convoy::cmd_plan(args);
+    if (command == "keygen") return convoy::cmd_keygen(args, "client");
     throw UsageError("unknown command '" + command + "'");
   } catch (const UsageError& e) {
     std::cerr << "error: " << e.what() << "\n" << kUsage;

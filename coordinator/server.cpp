@@ -20,6 +20,8 @@
 #include "coordinator/worker_registry.h"
 #include "runtime/error.h"
 #include "runtime/ops/registry.h"
+#include "runtime/printable.h"
+#include "schema/auth.h"
 #include "schema/wire.h"
 
 namespace convoy {
@@ -31,6 +33,11 @@ using schema::ErrorReply;
 using Body = schema::Envelope::Body;
 
 constexpr auto kClientIdle = std::chrono::minutes(10);  // a client peer silent this long is forgotten
+// A worker-role peer that has not registered this long after its hello is forgotten.
+constexpr auto kRegisterWithin = std::chrono::seconds(5);
+// Peers known at once (said hello); beyond it the least recently heard unregistered peer is forgotten.
+constexpr size_t kMaxPeers = 4096;
+constexpr int64_t kLinkMaxMessage = 1 << 20;  // a data link only ever receives hello replies and errors
 
 double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
@@ -68,7 +75,8 @@ struct Peer {
   schema::Role role = schema::Role::CLIENT;
   std::string name;
   uint32_t worker_id = 0;  // once registered
-  Clock::time_point last_seen;
+  Clock::time_point hello, last_seen;
+  std::string key;  // the CURVE key it said hello with
 };
 
 struct SystemClock : JobClock {
@@ -88,6 +96,11 @@ struct CoordinatorServer::Impl : JobOutbox {
   std::string name = wire::process_name();
 
   zmq::context_t ctx{1};
+  // Security (docs/security.md): the coordinator's key pair, the allow-list and its ZAP handler;
+  // none of them when insecure.
+  auth::KeyPair own;
+  std::shared_ptr<auth::AllowList> allowed;
+  std::unique_ptr<auth::ZapHandler> zap;
   zmq::socket_t router{ctx, zmq::socket_type::router};
   std::unique_ptr<wire::AsioZmqWatcher> watcher;
   std::string bound;
@@ -120,7 +133,9 @@ struct CoordinatorServer::Impl : JobOutbox {
   Impl(boost::asio::io_context& io_, const ClusterConfig& c, const OpRegistry& r, std::ostream& l)
       : io(io_), config(c), registry(r), log(l), opset(wire::opset_hash(r)) {
     if (!config.state_dir.empty()) open_ledger();
+    secure();
     router.set(zmq::sockopt::linger, 0);
+    router.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(config.max_message_mb) << 20);
     router.set(zmq::sockopt::router_handover, 1);  // a reconnecting peer keeps its routing id
     try {
       router.bind(config.listen);
@@ -139,6 +154,37 @@ struct CoordinatorServer::Impl : JobOutbox {
          config.max_in_flight, ", min_workers ", config.min_workers, ")");
     if (http_server) info("metrics on http://", http_server->address(), "/metrics");
   }
+
+  // CURVE on the control socket with a ZAP handler over keys_dir/authorized, the keys made on first
+  // start; or, with insecure: true, plain text and a warning that says what that means.
+  void secure() {
+    if (config.insecure) {
+      warn("INSECURE: 'insecure: true': no authentication and no encryption. Any process that reaches ",
+           config.listen, " can register as a worker, read every model and input it is sent, forge results ",
+           "and submit or cancel any job. Never use this off a single trusted machine.");
+      return;
+    }
+    std::string keys = default_keys_dir(config);
+    if (auth::ensure_local_keys(keys))
+      info("created the cluster's keys in ", keys, " (a local worker and an admin client are allowed; ",
+           "docs/security.md says how to add others)");
+    own = auth::read_certificate(auth::secret_file(keys, "coordinator"), true).keys;
+    allowed = std::make_shared<auth::AllowList>((std::filesystem::path(keys) / "authorized").string());
+    if (std::string p = allowed->problems(); !p.empty()) warn("allow-list: ", p);
+    zap = std::make_unique<auth::ZapHandler>(ctx, allowed);
+    job_env.coordinator_key = own.public_key;
+    auth::make_server(router, own);
+    info("CURVE on: coordinator key ", own.public_key, "; allow-list ", allowed->folder());
+  }
+
+  // Who sent `msg`: its key's principal. Insecure: everyone is an admin without a key.
+  std::optional<auth::Principal> principal(const wire::InMessage& msg) {
+    if (config.insecure) return auth::Principal{auth::Role::kAdmin, "", ""};
+    if (msg.peer_key().empty()) return std::nullopt;
+    return allowed->find(msg.peer_key());
+  }
+
+  void drop(const char* reason) { ++counters.dropped[reason]; }
 
   // Reads every job back from the ledger: ended ones for status, unfinished ones queued to resume.
   void open_ledger() {
@@ -168,7 +214,7 @@ struct CoordinatorServer::Impl : JobOutbox {
 
   std::string peer_name(const std::string& identity) const {
     auto it = peers.find(identity);
-    if (it != peers.end() && !it->second.name.empty()) return it->second.name;
+    if (it != peers.end() && !it->second.name.empty()) return printable(it->second.name, 128);
     return "peer " + hex(identity);
   }
 
@@ -193,7 +239,7 @@ struct CoordinatorServer::Impl : JobOutbox {
   void to_worker(const Worker& w, wire::OutMessage& m) override { send(m, w.identity); }
 
   void to_data(const Worker& w, wire::OutMessage& m) override {
-    DataLink& l = link(w.data_endpoint);
+    DataLink& l = link(w);
     m.send(l.socket);
     l.watcher->kick();
   }
@@ -204,7 +250,7 @@ struct CoordinatorServer::Impl : JobOutbox {
     });
   }
 
-  bool data_answered(const Worker& w) override { return link(w.data_endpoint).answered; }
+  bool data_answered(const Worker& w) override { return link(w).answered; }
 
   void job_ended(uint64_t job) override {
     if (!active_jobs.erase(job)) return;
@@ -244,11 +290,15 @@ struct CoordinatorServer::Impl : JobOutbox {
     send(m, identity);
   }
 
-  DataLink& link(const std::string& endpoint) {
+  // The DEALER to `w`'s data endpoint, as a CURVE client of its key.
+  DataLink& link(const Worker& w) {
+    const std::string& endpoint = w.data_endpoint;
     auto it = links.find(endpoint);
     if (it != links.end()) return *it->second;
     auto l = std::make_unique<DataLink>(DataLink{zmq::socket_t(ctx, zmq::socket_type::dealer), nullptr});
     l->socket.set(zmq::sockopt::linger, 0);
+    l->socket.set(zmq::sockopt::maxmsgsize, kLinkMaxMessage);
+    if (!config.insecure) auth::make_client(l->socket, own, w.key);
     l->socket.connect(endpoint);
     DataLink* raw = l.get();
     l->watcher = std::make_unique<wire::AsioZmqWatcher>(io, l->socket, [this, raw, endpoint] {
@@ -269,7 +319,7 @@ struct CoordinatorServer::Impl : JobOutbox {
                 });
               }
             } catch (const std::exception& e) {
-              ++counters.messages_dropped;
+              drop("malformed");
               warn("dropped message from ", endpoint, ": ", e.what());
             }
             return true;
@@ -308,21 +358,31 @@ struct CoordinatorServer::Impl : JobOutbox {
     auto peer = peers.find(id);
     uint64_t request = 0;
     try {
+      // The ZAP handler admitted the key when the connection was made; it must still be allowed.
+      std::optional<auth::Principal> who = principal(msg);
+      if (!who) {
+        drop("unauthenticated");
+        return;
+      }
       auto env = msg.envelope();
       request = env.getRequestId();
       auto body = env.getBody();
-      if (body.which() == Body::HELLO) return on_hello(id, request, body.getHello());
+      if (body.which() == Body::HELLO) return on_hello(id, *who, request, body.getHello());
       if (peer == peers.end()) {
         reply_error(id, request, ErrorReply::Kind::REFUSED, "say hello first");
+        return;
+      }
+      if (peer->second.key != who->key) {  // another connection took over this routing id
+        drop("unauthenticated");
         return;
       }
       peer->second.last_seen = Clock::now();
       if (peer->second.role == schema::Role::WORKER)
         on_worker_message(peer->second, msg, env);
       else
-        on_client_message(id, env);
+        on_client_message(id, *who, env);
     } catch (const std::exception& e) {
-      ++counters.messages_dropped;
+      drop("malformed");
       warn("dropped message from ", peer_name(id), ": ", e.what());
       if (peer != peers.end() && peer->second.role == schema::Role::CLIENT)
         reply_error(id, request, ErrorReply::Kind::BAD_REQUEST,
@@ -330,11 +390,22 @@ struct CoordinatorServer::Impl : JobOutbox {
     }
   }
 
-  void on_hello(const std::string& id, uint64_t request, schema::Hello::Reader hello) {
+  void on_hello(const std::string& id, const auth::Principal& principal, uint64_t request,
+                schema::Hello::Reader hello) {
     std::string why = wire::check_hello(hello, opset);
-    std::string who = str(hello.getName());
+    std::string who;
+    try {
+      who = wire::peer_name_field(hello.getName(), "Hello.name");
+    } catch (const Error& e) {
+      drop("refused");
+      warn("refused ", hex(id), ": ", e.what());
+      reply_error(id, request, ErrorReply::Kind::REFUSED, e.what());
+      return;
+    }
     if (!why.empty()) {
-      warn("refused ", who.empty() ? hex(id) : who, ": ", why);
+      warn("refused ", who, ": ", why);
+      if (auto p = peers.find(id); p != peers.end() && p->second.worker_id)
+        forget_worker(p->second.worker_id, "said an incompatible hello", true);
       peers.erase(id);
       reply_error(id, request, ErrorReply::Kind::VERSION_MISMATCH, why);
       return;
@@ -342,9 +413,29 @@ struct CoordinatorServer::Impl : JobOutbox {
     schema::Role role = hello.getRole();
     CONVOY_CHECK(role == schema::Role::CLIENT || role == schema::Role::WORKER, "Hello.role ",
                  static_cast<int>(role), " on the control socket (expected client or worker)");
+    bool fits = config.insecure || (role == schema::Role::WORKER ? principal.role == auth::Role::kWorker
+                                                                 : principal.role == auth::Role::kClient ||
+                                                                       principal.role == auth::Role::kAdmin);
+    if (!fits) {
+      drop("refused");
+      std::string text = str_cat(
+          "key ", principal.name, " (", auth::short_key(principal.key), "…) is a ",
+          auth::role_name(principal.role), " key; a ",
+          role == schema::Role::WORKER ? "worker needs a worker key" : "client needs a client or admin key");
+      warn("refused ", who, ": ", text);
+      reply_error(id, request, ErrorReply::Kind::REFUSED, text);
+      return;
+    }
+    if (!peers.count(id) && peers.size() >= kMaxPeers && !forget_idlest_peer()) {
+      drop("refused");
+      reply_error(id, request, ErrorReply::Kind::RETRY_LATER,
+                  "the coordinator has too many peers; retry later");
+      return;
+    }
     Peer& p = peers[id];
     if (p.worker_id) forget_worker(p.worker_id, "said hello again", true);
-    p = Peer{role, who, 0, Clock::now()};
+    Clock::time_point now = Clock::now();
+    p = Peer{role, who, 0, now, now, principal.key};
     wire::OutMessage m;
     auto env = m.envelope();
     env.setRequestId(request);
@@ -353,6 +444,18 @@ struct CoordinatorServer::Impl : JobOutbox {
     r.setOpsetHash(opset);
     r.setName(name);
     send(m, id);
+  }
+
+  // Forgets the unregistered peer heard from least recently (to make room); false when every peer
+  // is a registered worker.
+  bool forget_idlest_peer() {
+    auto idlest = peers.end();
+    for (auto it = peers.begin(); it != peers.end(); ++it)
+      if (!it->second.worker_id && (idlest == peers.end() || it->second.last_seen < idlest->second.last_seen))
+        idlest = it;
+    if (idlest == peers.end()) return false;
+    peers.erase(idlest);
+    return true;
   }
 
   // --- workers -------------------------------------------------------------------------------------
@@ -436,6 +539,7 @@ struct CoordinatorServer::Impl : JobOutbox {
 
   void on_register(Peer& peer, const std::string& id, uint64_t request, schema::Register::Reader r) {
     Worker w = WorkerRegistry::read_register(r, id);
+    w.key = peer.key;
     if (peer.worker_id) forget_worker(peer.worker_id, "registered again", true);
     std::string wname = w.name, endpoint = w.data_endpoint;
     size_t devices = w.devices.size(), cached = w.cached.size();
@@ -449,6 +553,7 @@ struct CoordinatorServer::Impl : JobOutbox {
     auto reg = m.envelope().getBody().initRegistered();
     reg.setWorkerId(wid);
     reg.setHeartbeatMs(config.heartbeat_ms);
+    reg.setMaxMessageBytes(static_cast<uint64_t>(config.max_message_mb) << 20);
     send(m, id);
     workers_available();
     schedule();
@@ -486,9 +591,23 @@ struct CoordinatorServer::Impl : JobOutbox {
     }
   }
 
-  uint64_t submit(schema::SubmitJob::Reader s) {
+  // Whether `who` may see and cancel `job`: its owner, an admin, or anyone when insecure.
+  bool owns(const auth::Principal& who, const JobRun& job) const {
+    return config.insecure || who.role == auth::Role::kAdmin || job.request().owner == who.key;
+  }
+
+  uint64_t submit(schema::SubmitJob::Reader s, const auth::Principal& who) {
     if (stopped) throw ClientError(ErrorReply::Kind::RETRY_LATER, "the coordinator is shutting down");
-    JobRequest request = read_job_request(s);
+    size_t unfinished = 0;
+    for (const auto& [jid, job] : jobs) unfinished += !job->ended() && job->request().owner == who.key;
+    if (!config.insecure && unfinished >= config.max_jobs_per_client)
+      throw ClientError(
+          ErrorReply::Kind::RETRY_LATER,
+          str_cat("client ", who.name, " has ", unfinished, " unfinished jobs (max_jobs_per_client ",
+                  config.max_jobs_per_client, "); wait for some to end"));
+    JobRequest request = read_job_request(s, config.allowed_roots, true);
+    request.owner = who.key;
+    request.owner_name = who.name;
     uint64_t id = next_job_id++;
     info("job ", id, " submitted: ", request.name, " (", request.model_path, ", batch ", request.batch_size,
          ", ", request.backend.empty() ? std::string("default backend") : request.backend, ")");
@@ -499,22 +618,26 @@ struct CoordinatorServer::Impl : JobOutbox {
     return id;
   }
 
-  uint64_t cancel(uint64_t id) {
+  uint64_t cancel(uint64_t id, const auth::Principal& who) {
     auto it = jobs.find(id);
     if (it == jobs.end()) throw ClientError(ErrorReply::Kind::NOT_FOUND, str_cat("no job ", id));
     JobRun& job = *it->second;
+    if (!owns(who, job))
+      throw ClientError(
+          ErrorReply::Kind::REFUSED,
+          str_cat("job ", id, " belongs to another client; only its owner or an admin key may cancel it"));
     if (job.state() == JobState::DONE || job.state() == JobState::FAILED)
       throw ClientError(
           ErrorReply::Kind::BAD_REQUEST,
           str_cat("job ", id, " has already ", job.state() == JobState::DONE ? "finished" : "failed"));
     if (job.state() == JobState::QUEUED) queue.erase(std::find(queue.begin(), queue.end(), id));
-    job.end(JobState::CANCELLED, "cancelled by a client");
+    job.end(JobState::CANCELLED, "cancelled by " + (who.name.empty() ? std::string("a client") : who.name));
     return id;
   }
 
   // --- clients -------------------------------------------------------------------------------------
 
-  void on_client_message(const std::string& id, schema::Envelope::Reader env) {
+  void on_client_message(const std::string& id, const auth::Principal& who, schema::Envelope::Reader env) {
     uint64_t request = env.getRequestId();
     auto body = env.getBody();
     try {
@@ -523,19 +646,19 @@ struct CoordinatorServer::Impl : JobOutbox {
       out.setRequestId(request);
       switch (body.which()) {
         case Body::SUBMIT_JOB:
-          out.getBody().initSubmitted().setJob(submit(body.getSubmitJob()));
+          out.getBody().initSubmitted().setJob(submit(body.getSubmitJob(), who));
           break;
         case Body::STATUS_REQUEST:
-          status(body.getStatusRequest().getJob(), out.getBody().initStatusReply());
+          status(body.getStatusRequest().getJob(), who, out.getBody().initStatusReply());
           break;
         case Body::CANCEL:
-          out.getBody().initCancelled().setJob(cancel(body.getCancel().getJob()));
+          out.getBody().initCancelled().setJob(cancel(body.getCancel().getJob(), who));
           break;
         case Body::WORKERS_REQUEST:
           list_workers(out.getBody().initWorkersReply());
           break;
         case Body::PLAN_REQUEST: {
-          JobRequest job = read_job_request(body.getPlanRequest().getJob());
+          JobRequest job = read_job_request(body.getPlanRequest().getJob(), config.allowed_roots, false);
           if (workers.empty())
             throw ClientError(ErrorReply::Kind::RETRY_LATER,
                               "no workers are registered yet; start convoy-worker first");
@@ -555,22 +678,23 @@ struct CoordinatorServer::Impl : JobOutbox {
       warn("request from ", peer_name(id), ": ", e.what());
       reply_error(id, request, reply_kind(e.kind()), e.what());
     } catch (const std::exception& e) {  // Cap'n Proto: a malformed request
-      ++counters.messages_dropped;
+      drop("malformed");
       warn("dropped message from ", peer_name(id), ": ", e.what());
       reply_error(id, request, ErrorReply::Kind::BAD_REQUEST, std::string("malformed request: ") + e.what());
     }
   }
 
-  void status(uint64_t id, schema::StatusReply::Builder reply) {
+  // Another client's job shows only as a redacted line (id, state, progress).
+  void status(uint64_t id, const auth::Principal& who, schema::StatusReply::Builder reply) {
     if (id != 0) {
       auto it = jobs.find(id);
       if (it == jobs.end()) throw ClientError(ErrorReply::Kind::NOT_FOUND, str_cat("no job ", id));
-      it->second->fill_status(reply.initJobs(1)[0]);
+      it->second->fill_status(reply.initJobs(1)[0], !owns(who, *it->second));
       return;
     }
     auto list = reply.initJobs(static_cast<unsigned>(jobs.size()));
     unsigned i = 0;
-    for (const auto& [jid, job] : jobs) job->fill_status(list[i++]);
+    for (const auto& [jid, job] : jobs) job->fill_status(list[i++], !owns(who, *job));
   }
 
   void list_workers(schema::WorkersReply::Builder reply) { fill_workers_reply(workers, jobs, reply); }
@@ -602,9 +726,14 @@ struct CoordinatorServer::Impl : JobOutbox {
       auto p = peers.find(identity);
       if (p != peers.end()) p->second.worker_id = 0;
     }
-    for (auto p = peers.begin(); p != peers.end();)
-      p = p->second.role == schema::Role::CLIENT && now - p->second.last_seen > kClientIdle ? peers.erase(p)
-                                                                                            : std::next(p);
+    for (auto p = peers.begin(); p != peers.end();) {
+      const Peer& q = p->second;
+      bool idle_client = q.role == schema::Role::CLIENT && now - q.last_seen > kClientIdle;
+      bool unregistered = q.role == schema::Role::WORKER && !q.worker_id && now - q.hello > kRegisterWithin;
+      p = idle_client || unregistered ? peers.erase(p) : std::next(p);
+    }
+    if (zap)
+      for (const std::string& line : zap->take_refusals()) warn(line);
     for (auto& [jid, job] : jobs)
       if (job->active()) job->tick();
   }

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "runtime/error.h"
+#include "schema/wire.h"
 
 namespace convoy {
 
@@ -16,16 +17,19 @@ std::string str(capnp::Data::Reader d) {
 Worker WorkerRegistry::read_register(schema::Register::Reader r, const std::string& identity) {
   Worker w;
   w.identity = identity;
-  w.name = str(r.getWorkerName());
-  w.host = str(r.getHost());
+  w.name = wire::peer_name_field(r.getWorkerName(), "Register.workerName");
+  w.host = wire::bounded_text(r.getHost(), "Register.host", 256);
   w.pid = r.getPid();
   w.threads = r.getThreads();
-  w.data_endpoint = str(r.getDataEndpoint());
-  CONVOY_CHECK(!w.name.empty() && w.name.size() <= 256, "Register.workerName is empty or longer than 256");
+  w.data_endpoint = wire::bounded_text(r.getDataEndpoint(), "Register.dataEndpoint", 256);
   CONVOY_CHECK(w.data_endpoint.rfind("tcp://", 0) == 0 || w.data_endpoint.rfind("ipc://", 0) == 0,
                "Register.dataEndpoint '", w.data_endpoint, "' is not a tcp:// or ipc:// endpoint");
   CONVOY_CHECK(w.data_endpoint.find('*') == std::string::npos, "Register.dataEndpoint '", w.data_endpoint,
                "' has a wildcard (advertise the bound endpoint)");
+  CONVOY_CHECK(r.getCachedWeights().size() <= 1000000, "Register.cachedWeights lists ",
+               r.getCachedWeights().size(), " hashes");
+  CONVOY_CHECK(r.getDevices().size() <= 64, "Register.devices lists ", r.getDevices().size(),
+               " devices (at most 64)");
   for (auto h : r.getCachedWeights()) {
     CONVOY_CHECK(h.size() == 32, "Register.cachedWeights: a hash of ", h.size(), " bytes (expected 32)");
     w.cached.insert(str(h));
@@ -35,13 +39,13 @@ Worker WorkerRegistry::read_register(schema::Register::Reader r, const std::stri
     auto d = devices[i];
     WorkerDevice wd;
     wd.index = d.getIndex();
-    wd.name = str(d.getName());
-    wd.backend = str(d.getBackend());
+    wd.name = wire::bounded_text(d.getName(), str_cat("Register.devices[", i, "].name"), 256);
+    wd.backend = wire::bounded_text(d.getBackend(), str_cat("Register.devices[", i, "].backend"), 32);
     wd.memory_bytes = d.getMemoryBytes();
     wd.compute_units = d.getComputeUnits();
     wd.gemm_gflops = d.getGemmGflops();
     wd.copy_gbps = d.getCopyGbps();
-    wd.processor = str(d.getProcessor());
+    wd.processor = wire::bounded_text(d.getProcessor(), str_cat("Register.devices[", i, "].processor"), 512);
     CONVOY_CHECK(std::isfinite(wd.gemm_gflops) && wd.gemm_gflops >= 0 && std::isfinite(wd.copy_gbps) &&
                      wd.copy_gbps >= 0,
                  "Register.devices[", i, "]: gemmGflops ", wd.gemm_gflops, " / copyGbps ", wd.copy_gbps,

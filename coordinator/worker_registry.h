@@ -21,6 +21,7 @@ using SteadyClock = std::chrono::steady_clock;
 struct Worker {
   uint32_t id = 0;
   std::string identity;  // routing id on the control socket
+  std::string key;       // its CURVE public key (Z85): also its data socket's server key; "" insecure
   std::string name, host, data_endpoint;
   uint32_t pid = 0, threads = 0;
   std::vector<WorkerDevice> devices;

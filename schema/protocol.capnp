@@ -7,6 +7,10 @@
 # Sockets: workers' control DEALER and clients' DEALER → coordinator ROUTER; each worker binds a data
 # ROUTER that upstream stages (and the coordinator, for stage 0) connect DEALERs to. The first message
 # a peer sends on a connection is `hello`; anything else from an unknown peer is refused.
+#
+# Every socket runs CurveZMQ (docs/security.md): the coordinator's ROUTER and each worker's data ROUTER
+# are CURVE servers whose ZAP handler admits only allow-listed public keys; the sender's key comes with
+# each message and decides what it may do. Only an explicit `insecure: true` runs them in plain text.
 @0xb4f1c2a9d0e35f17;
 
 using Cxx = import "/capnp/c++.capnp";
@@ -105,6 +109,8 @@ struct Register {
 struct Registered {
   workerId @0 :UInt32;
   heartbeatMs @1 :UInt32;    # send a heartbeat at least this often
+  maxMessageBytes @2 :UInt64;  # the largest message the coordinator takes (a bigger result fails its
+                               # micro-batch with a message instead of cutting the connection)
 }
 
 struct Heartbeat {
@@ -129,6 +135,7 @@ struct WeightRef {
 
 struct Route {
   endpoints @0 :List(Text);  # next stage's replicas' data endpoints; empty: send Results to the coordinator
+  keys @1 :List(Text);       # their workers' CURVE public keys (Z85), one per endpoint; empty: insecure
 }
 
 struct AssignStage {
@@ -142,6 +149,8 @@ struct AssignStage {
   weights @7 :List(WeightRef);
   next @8 :Route;
   warmShapes @9 :List(TensorMeta);   # a full micro-batch's inputs: the stage compiles and warms on them
+  upstreamKeys @10 :List(Text);      # CURVE public keys (Z85) that may send this stage micro-batches:
+                                     # the previous stage's workers, or the coordinator for stage 0
 }
 
 struct StageReady {
@@ -213,6 +222,7 @@ struct SubmitJob {
   name @5 :Text;
   backend @6 :Text;          # "" = the cluster's default
   maxWorkers @7 :UInt32;     # the most workers the job may hold at once; 0 = the cluster's job_workers
+  overwrite @8 :Bool;        # replace output_K.npy files that exist already (otherwise refused)
 }
 
 struct Submitted {
@@ -245,6 +255,8 @@ struct JobStatus {
   error @9 :Text;
   output @10 :Text;
   stages @11 :List(StageReport);
+  redacted @12 :Bool;        # another client's job: only its id, state and progress are shown
+  owner @13 :Text;           # the submitting key's allow-list name ("" when insecure)
   enum State { queued @0; planning @1; running @2; done @3; failed @4; cancelled @5; }
 }
 
@@ -272,6 +284,7 @@ struct WorkerStatus {
   busySeconds @6 :Float64;
   rssBytes @7 :UInt64;
   stages @8 :List(Text);             # "job 3 stage 1"
+  key @9 :Text;                      # its CURVE public key (Z85; "" when insecure)
 }
 
 struct WorkersReply {

@@ -14,6 +14,7 @@
 
 #include "runtime/error.h"
 #include "runtime/ops/registry.h"
+#include "runtime/printable.h"
 
 namespace convoy::wire {
 
@@ -66,6 +67,23 @@ void check_meta(schema::TensorMeta::Reader meta, const std::string& what, DType*
   }
   CONVOY_CHECK(bytes == meta.getBytes(), what, ".bytes: ", meta.getBytes(), " but ", dtype_name(*dtype),
                shape_str(*shape), " is ", static_cast<uint64_t>(bytes), " bytes");
+}
+
+std::string bounded_text(capnp::Text::Reader text, const std::string& field, size_t max) {
+  std::string v(text.cStr(), text.size());
+  CONVOY_CHECK(v.size() <= max, field, " has ", v.size(), " bytes (at most ", max, ")");
+  for (unsigned char c : v)
+    CONVOY_CHECK(c >= 0x20 && c != 0x7f, field, " '", printable(v), "' holds control characters");
+  return v;
+}
+
+std::string peer_name_field(capnp::Text::Reader text, const std::string& field) {
+  std::string v(text.cStr(), text.size());
+  CONVOY_CHECK(!v.empty() && v.size() <= 128, field, " has ", v.size(), " bytes (1 to 128)");
+  for (unsigned char c : v)
+    CONVOY_CHECK(c > 0x20 && c < 0x7f, field, " '", printable(v),
+                 "' may hold only printable ASCII without spaces");
+  return v;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -155,6 +173,7 @@ std::vector<zmq::message_t> OutMessage::take_frames() {
 
 struct InMessage::Impl {
   std::string identity;
+  std::string peer_key;
   std::vector<std::shared_ptr<zmq::message_t>> frames;  // [0] = envelope
   kj::Array<capnp::word> words;                         // aligned copy of frame 0, when needed
   std::unique_ptr<capnp::FlatArrayMessageReader> reader;
@@ -190,7 +209,10 @@ std::optional<InMessage> InMessage::receive(zmq::socket_t& socket, bool router, 
     identity = frames.front().to_string();
     frames.erase(frames.begin());
   }
-  return from_frames(std::move(frames), std::move(identity));
+  std::string key;
+  if (!frames.empty())
+    if (const char* user = zmq_msg_gets(frames.front().handle(), "User-Id")) key = user;
+  return from_frames(std::move(frames), std::move(identity), std::move(key));
 }
 
 void receive_queued(zmq::socket_t& socket, bool router, const std::function<bool(InMessage&)>& handle,
@@ -207,14 +229,17 @@ void receive_queued(zmq::socket_t& socket, bool router, const std::function<bool
   }
 }
 
-InMessage InMessage::from_frames(std::vector<zmq::message_t> frames, std::string identity) {
+InMessage InMessage::from_frames(std::vector<zmq::message_t> frames, std::string identity,
+                                 std::string peer_key) {
   InMessage m;
   m.impl_->identity = std::move(identity);
+  m.impl_->peer_key = std::move(peer_key);
   for (auto& f : frames) m.impl_->frames.push_back(std::make_shared<zmq::message_t>(std::move(f)));
   return m;
 }
 
 const std::string& InMessage::identity() const { return impl_->identity; }
+const std::string& InMessage::peer_key() const { return impl_->peer_key; }
 
 schema::Envelope::Reader InMessage::envelope() const {
   Impl& m = *impl_;

@@ -91,9 +91,13 @@ class InMessage {
   static std::optional<InMessage> receive(zmq::socket_t& socket, bool router, bool wait);
 
   // Builds one from frames (tests, in-process delivery): frame 0 = envelope bytes.
-  static InMessage from_frames(std::vector<zmq::message_t> frames, std::string identity = {});
+  static InMessage from_frames(std::vector<zmq::message_t> frames, std::string identity = {},
+                               std::string peer_key = {});
 
   const std::string& identity() const;
+  // The sender's CURVE public key (Z85) as the socket's ZAP handler admitted it (schema/auth.h);
+  // "" on a socket without CURVE.
+  const std::string& peer_key() const;
   // The envelope, read with the traversal limit; throws convoy::Error(kInvalidInput) when frame 0 is
   // missing, not word-aligned in length, or not a Cap'n Proto message.
   schema::Envelope::Reader envelope() const;
@@ -124,6 +128,12 @@ void receive_queued(zmq::socket_t& socket, bool router, const std::function<bool
 void set_meta(schema::TensorMeta::Builder meta, DType dtype, const Shape& shape);
 // Checks a TensorMeta on its own (dtype known, dims ≥ 0, bytes = numel × itemsize without overflow).
 void check_meta(schema::TensorMeta::Reader meta, const std::string& what, DType* dtype, Shape* shape);
+
+// A text field of a received message: at most `max` bytes and no control characters, else
+// convoy::Error(kInvalidInput) naming `field` (with the bytes escaped, runtime/printable.h).
+std::string bounded_text(capnp::Text::Reader text, const std::string& field, size_t max);
+// A peer's name (Hello.name, Register.workerName): 1..128 bytes of printable ASCII without spaces.
+std::string peer_name_field(capnp::Text::Reader text, const std::string& field);
 
 // Hello handling. make_hello fills an envelope's body; check_hello returns an empty string when the
 // peer is compatible, else the reason ("protocol version 2, expected 1" / "op set differs ...").

@@ -14,7 +14,7 @@ namespace {
 
 constexpr const char* kKeyList =
     "coordinator, data_bind, advertise_host, name, backend, device, threads, cpus, heartbeat_ms, "
-    "weight_cache_mb, cache_dir, log_level";
+    "weight_cache_mb, cache_dir, log_level, keys, insecure, max_message_mb";
 
 using yaml::where;
 
@@ -131,8 +131,9 @@ WorkerConfig load_worker_config(const std::string& path) {
   if (root.IsNull()) return c;  // an empty file: every default
   CONVOY_CHECK(root.IsMap(), path, ": a worker config must be a mapping of keys (", kKeyList, ")");
   static const std::set<std::string> kKeys = {
-      "coordinator", "data_bind",    "advertise_host",  "name",      "backend",  "device", "threads",
-      "cpus",        "heartbeat_ms", "weight_cache_mb", "cache_dir", "log_level"};
+      "coordinator", "data_bind", "advertise_host", "name",         "backend",
+      "device",      "threads",   "cpus",           "heartbeat_ms", "weight_cache_mb",
+      "cache_dir",   "log_level", "keys",           "insecure",     "max_message_mb"};
   for (const auto& kv : root) {
     CONVOY_CHECK(kv.first.IsScalar(), where(path, kv.first), ": keys must be names (", kKeyList, ")");
     std::string key = kv.first.as<std::string>();
@@ -199,6 +200,23 @@ WorkerConfig load_worker_config(const std::string& path) {
     }
     if (!c.cache_dir.empty()) c.cache_dir = (base / c.cache_dir).lexically_normal().string();
   }
+  if (root["keys"]) {
+    c.keys = string_value(path, root["keys"], "keys");
+    if (c.keys == "~" || c.keys.rfind("~/", 0) == 0) {
+      const char* home = std::getenv("HOME");
+      CONVOY_CHECK(home != nullptr, at("keys"), ": 'keys' starts with ~ but HOME is not set");
+      c.keys = std::string(home) + c.keys.substr(1);
+    }
+    if (!c.keys.empty()) c.keys = (base / c.keys).lexically_normal().string();
+  }
+  if (YAML::Node v = root["insecure"]) {
+    std::optional<bool> b = v.IsScalar() ? yaml::scalar_as<bool>(v) : std::nullopt;
+    CONVOY_CHECK(b.has_value(), at("insecure"), ": 'insecure' must be true or false");
+    c.insecure = *b;
+  }
+  if (root["max_message_mb"])
+    c.max_message_mb =
+        static_cast<uint32_t>(int_value(path, root["max_message_mb"], "max_message_mb", 1, 65536));
   if (root["log_level"])
     c.log_level = parse_log_level(string_value(path, root["log_level"], "log_level"), at("log_level"));
   return c;

@@ -25,6 +25,12 @@ struct WorkerConfig {
   uint64_t weight_cache_bytes = 4096ull << 20;  // weights kept beyond those of held stages
   std::string cache_dir;  // "" = $CONVOY_CACHE_DIR, else $XDG_CACHE_HOME/convoy, else ~/.cache/convoy
   LogLevel log_level = LogLevel::kInfo;
+  // CURVE (docs/security.md): KEYS/worker.key_secret is this worker's key pair, KEYS/coordinator.key
+  // the coordinator's public key. "" = $CONVOY_KEYS, else ~/.local/state/convoy/keys (where a
+  // coordinator on this machine writes them on first start).
+  std::string keys;
+  bool insecure = false;          // plain text: only with a coordinator that says insecure: true
+  uint32_t max_message_mb = 256;  // the largest message the data socket takes (ZMQ_MAXMSGSIZE)
 };
 
 // Parses and validates `path`. Throws convoy::Error(kInvalidInput) naming file:line and the key, or

@@ -9,6 +9,7 @@ namespace convoy {
 
 struct Downstreams::Link {
   zmq::socket_t socket;
+  std::string key;
   std::unique_ptr<wire::AsioZmqWatcher> watch;
   bool answered = false;
 };
@@ -21,16 +22,34 @@ struct Downstreams::Waiter {
 };
 
 Downstreams::Downstreams(boost::asio::io_context& io, zmq::context_t& ctx, uint64_t opset, int linger_ms,
-                         Warn warn)
-    : io_(io), ctx_(ctx), opset_(opset), linger_ms_(linger_ms), warn_(std::move(warn)) {}
+                         Warn warn, const auth::KeyPair* own)
+    : io_(io), ctx_(ctx), opset_(opset), linger_ms_(linger_ms), warn_(std::move(warn)), own_(own) {}
+
+void Downstreams::set_key(const std::string& endpoint, const std::string& key) {
+  keys_[endpoint] = key;
+  auto it = links_.find(endpoint);
+  if (it != links_.end() && it->second->key != key) {  // a new worker on that endpoint
+    it->second->watch.reset();
+    links_.erase(it);
+  }
+}
 
 Downstreams::~Downstreams() { close(); }
 
 Downstreams::Link& Downstreams::link(const std::string& endpoint) {
   auto it = links_.find(endpoint);
   if (it != links_.end()) return *it->second;
-  auto l = std::make_unique<Link>(Link{zmq::socket_t(ctx_, zmq::socket_type::dealer), nullptr});
+  auto l = std::make_unique<Link>(Link{zmq::socket_t(ctx_, zmq::socket_type::dealer), {}, nullptr});
   l->socket.set(zmq::sockopt::linger, linger_ms_);
+  l->socket.set(zmq::sockopt::maxmsgsize, int64_t{1} << 20);  // it only ever receives hello replies
+  if (own_) {
+    auto k = keys_.find(endpoint);
+    CONVOY_CHECK_KIND(kIo, k != keys_.end() && auth::is_z85_key(k->second),
+                      "no CURVE key for the next stage at ", endpoint,
+                      " (the coordinator sends one with each assignment)");
+    l->key = k->second;
+    auth::make_client(l->socket, *own_, l->key);
+  }
   l->socket.connect(endpoint);
   Link* raw = l.get();
   l->watch = std::make_unique<wire::AsioZmqWatcher>(io_, l->socket, [this, raw, endpoint] {

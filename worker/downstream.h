@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "schema/auth.h"
 #include "schema/wire.h"
 
 namespace convoy {
@@ -22,8 +23,14 @@ namespace convoy {
 class Downstreams {
  public:
   using Warn = std::function<void(const std::string&)>;
-  Downstreams(boost::asio::io_context& io, zmq::context_t& ctx, uint64_t opset, int linger_ms, Warn warn);
+  // `own`: this worker's CURVE key pair (null: insecure); it must outlive this.
+  Downstreams(boost::asio::io_context& io, zmq::context_t& ctx, uint64_t opset, int linger_ms, Warn warn,
+              const auth::KeyPair* own);
   ~Downstreams();
+
+  // The CURVE public key of the worker at `endpoint` (from AssignStage.next): connections to it are
+  // made as a CURVE client of that key; a connection made with another key is replaced.
+  void set_key(const std::string& endpoint, const std::string& key);
 
   // Sends `m` to `endpoint`, connecting (and saying hello) first if needed. Throws like
   // OutMessage::send.
@@ -46,6 +53,8 @@ class Downstreams {
   uint64_t opset_;
   int linger_ms_;
   Warn warn_;
+  const auth::KeyPair* own_;
+  std::map<std::string, std::string> keys_;  // by endpoint
   std::map<std::string, std::unique_ptr<Link>> links_;
   std::vector<std::shared_ptr<Waiter>> waiters_;
 };

@@ -2,6 +2,7 @@
 //   convoy-worker --config worker.yaml [overrides]   the worker daemon (docs/distributed.md)
 //   convoy-worker --list-devices                     every OpenCL device with its limits
 //   convoy-worker --tune [--device SEL]              measure GEMM parameters and store them in the cache
+//   convoy-worker keygen --out DIR [--name NAME]     a CURVE key pair for a worker on another host
 // Errors print one line "error: <message>" on stderr; exit 1 for a failed command, 2 for misuse.
 #include <algorithm>
 #include <iostream>
@@ -13,6 +14,7 @@
 #include "opencl/gemm/gemm.h"
 #include "runtime/error.h"
 #include "runtime/ops/registry.h"
+#include "schema/auth.h"
 #include "worker/config.h"
 #include "worker/worker.h"
 
@@ -22,14 +24,19 @@ constexpr const char* kUsage =
     "usage:\n"
     "  convoy-worker --config worker.yaml [--coordinator EP] [--name NAME] [--backend opencl|reference]\n"
     "                [--device INDEX|NAME] [--threads N] [--cpus LIST] [--data-bind EP]\n"
-    "                [--advertise-host HOST] [--cache-dir DIR] [--log-level LEVEL]\n"
+    "                [--advertise-host HOST] [--cache-dir DIR] [--log-level LEVEL] [--keys DIR]\n"
+    "                [--insecure]\n"
     "      the worker daemon: registers with the coordinator, runs the stages it is assigned, and on\n"
     "      SIGTERM/SIGINT finishes its queued micro-batches and deregisters (configs/worker.yaml documents\n"
     "      every key; a flag overrides its key; without --config every key takes its default)\n"
     "  convoy-worker --list-devices\n"
     "      list the OpenCL devices of this machine with their limits\n"
     "  convoy-worker --tune [--device INDEX|NAME]\n"
-    "      measure GEMM parameters for a device (minutes on a CPU) and store them in the cache folder\n";
+    "      measure GEMM parameters for a device (minutes on a CPU) and store them in the cache folder\n"
+    "  convoy-worker keygen --out DIR [--name NAME]\n"
+    "      a new CURVE key pair for this worker: DIR/NAME.key_secret stays here (NAME defaults to worker,\n"
+    "      the name the daemon looks for in its 'keys' folder), DIR/NAME.key goes into the coordinator's\n"
+    "      keys_dir/authorized/ (docs/security.md)\n";
 
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -45,13 +52,33 @@ int parse_int(const std::string& flag, const std::string& text) {
   throw UsageError(flag + " needs an integer, not '" + text + "'");
 }
 
+int keygen(const std::vector<std::string>& args) {
+  std::string out, name = "worker";
+  for (size_t i = 0; i < args.size(); ++i) {
+    if ((args[i] == "--out" || args[i] == "--name") && i + 1 < args.size()) {
+      (args[i] == "--out" ? out : name) = args[i + 1];
+      ++i;
+    } else {
+      throw UsageError("keygen: unknown argument '" + args[i] + "' (keygen --out DIR [--name NAME])");
+    }
+  }
+  if (out.empty()) throw UsageError("keygen: --out DIR is required");
+  std::string key = convoy::auth::keygen(out, name, convoy::auth::Role::kWorker);
+  std::cout << "wrote " << convoy::auth::public_file(out, name) << " and "
+            << convoy::auth::secret_file(out, name) << " (worker, public key " << key << ")\n"
+            << "admit it: copy " << convoy::auth::public_file(out, name)
+            << " into the coordinator's keys_dir/authorized/ under a name of its own (docs/security.md)\n";
+  return 0;
+}
+
 int run(const std::vector<std::string>& args) {
+  if (!args.empty() && args[0] == "keygen") return keygen({args.begin() + 1, args.end()});
   std::string command, config_file, device_selector;
   bool have_device = false;
   std::map<std::string, std::string> overrides;  // daemon flags
-  static const std::vector<std::string> kDaemonFlags = {"--coordinator",    "--name",      "--backend",
-                                                        "--threads",        "--cpus",      "--data-bind",
-                                                        "--advertise-host", "--cache-dir", "--log-level"};
+  static const std::vector<std::string> kDaemonFlags = {
+      "--coordinator", "--name",           "--backend",   "--threads",   "--cpus",
+      "--data-bind",   "--advertise-host", "--cache-dir", "--log-level", "--keys"};
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& a = args[i];
     if (a == "--list-devices" || a == "--tune" || a == "--config") {
@@ -65,6 +92,8 @@ int run(const std::vector<std::string>& args) {
       if (i + 1 >= args.size()) throw UsageError("--device needs an index or a name");
       device_selector = args[++i];
       have_device = true;
+    } else if (a == "--insecure") {
+      overrides[a] = "true";
     } else if (std::find(kDaemonFlags.begin(), kDaemonFlags.end(), a) != kDaemonFlags.end()) {
       if (i + 1 >= args.size()) throw UsageError(a + " needs a value");
       overrides[a] = args[++i];
@@ -103,6 +132,8 @@ int run(const std::vector<std::string>& args) {
     if (flag == "--advertise-host") config.advertise_host = value;
     if (flag == "--cache-dir") config.cache_dir = value;
     if (flag == "--log-level") config.log_level = convoy::worker::parse_log_level(value, flag);
+    if (flag == "--keys") config.keys = value;
+    if (flag == "--insecure") config.insecure = true;
   }
   // A bad flag value is named as the flag, not as the config file's key.
   if (overrides.count("--backend") && config.backend != "opencl" && config.backend != "reference")

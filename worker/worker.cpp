@@ -29,6 +29,7 @@
 #include "runtime/graph/serialize.h"
 #include "runtime/ops/registry.h"
 #include "runtime/sha256.h"
+#include "schema/auth.h"
 #include "schema/wire.h"
 #include "worker/downstream.h"
 #include "worker/profile.h"
@@ -137,7 +138,9 @@ struct Stage {
   std::unique_ptr<Graph> graph;  // declared first: destroyed after the executors that refer to it
   std::unique_ptr<ReferenceExecutor> reference;
   std::unique_ptr<opencl::OpenCLExecutor> accelerated;
-  std::vector<std::string> next;  // data endpoints of the next stage's replicas; empty: results
+  std::vector<std::string> next;       // data endpoints of the next stage's replicas; empty: results
+  std::vector<std::string> next_keys;  // their CURVE public keys (empty: insecure)
+  std::set<std::string> upstream;      // CURVE keys that may send it micro-batches (empty: insecure)
   std::vector<TypePtr> params;
 
   std::vector<IValue> run(const std::vector<IValue>& args) {
@@ -276,6 +279,13 @@ struct Worker::Impl {
   // --- the control-loop thread ------------------------------------------------------------------
   asio::io_context io;
   zmq::context_t zmq_context{1};
+  // CURVE (docs/security.md): this worker's key pair, the coordinator's public key, and the keys its
+  // data socket admits (the coordinator's and every assigned stage's upstream workers').
+  auth::KeyPair own;
+  std::string coordinator_key;
+  std::shared_ptr<auth::AllowList> allowed = std::make_shared<auth::AllowList>();
+  std::unique_ptr<auth::ZapHandler> zap;
+  uint64_t max_result_bytes = 0;  // the coordinator's max message (Registered); 0: unknown
   zmq::socket_t control{zmq_context, zmq::socket_type::dealer};
   zmq::socket_t data{zmq_context, zmq::socket_type::router};
   std::unique_ptr<wire::AsioZmqWatcher> control_watch, data_watch;
@@ -313,6 +323,7 @@ struct Worker::Impl {
     StageKey key;          // for a stageFailed when a data send fails
     uint64_t seq = 0;
     std::vector<std::string> await_hello;  // a stageReady: sent once these endpoints answered hello
+    std::vector<std::string> hello_keys;   // their CURVE keys
     uint64_t request_id = 0;
   };
 
@@ -324,9 +335,9 @@ struct Worker::Impl {
     validate_worker_config(config);
     name = config.name.empty() ? wire::process_name() : config.name;
     opset = wire::opset_hash(registry);
-    downstream =
-        std::make_unique<Downstreams>(io, zmq_context, opset, kLingerMs,
-                                      [this](const std::string& w) { log.write(LogLevel::kWarning, w); });
+    downstream = std::make_unique<Downstreams>(
+        io, zmq_context, opset, kLingerMs, [this](const std::string& w) { log.write(LogLevel::kWarning, w); },
+        config.insecure ? nullptr : &own);
     heartbeat_ms = config.heartbeat_ms;
     if (config.backend == "opencl") {
       try {
@@ -353,6 +364,9 @@ struct Worker::Impl {
     // vanished coordinator never blocks the control loop. A ROUTER never blocks: the data socket's
     // replies to a peer that is gone are dropped.
     for (zmq::socket_t* s : {&control, &data}) s->set(zmq::sockopt::linger, kLingerMs);
+    data.set(zmq::sockopt::maxmsgsize, static_cast<int64_t>(config.max_message_mb) << 20);
+    control.set(zmq::sockopt::maxmsgsize, int64_t{4} << 30);  // assignments carry a stage's weights
+    secure();
     try {
       data.bind(config.data_bind);
     } catch (const zmq::error_t& e) {
@@ -373,6 +387,40 @@ struct Worker::Impl {
                 " but its coordinator is at ", config.coordinator,
                 ": workers and a coordinator on other hosts cannot reach it; bind a reachable address "
                 "(data_bind) or set advertise_host");
+  }
+
+  // CURVE on every socket: the control DEALER dials the coordinator's key, the data ROUTER serves
+  // with this worker's key and admits the coordinator and the upstream workers the coordinator names.
+  // The keys folder may not exist yet on a machine whose coordinator has not started: wait for it.
+  void secure() {
+    if (config.insecure) {
+      log.write(LogLevel::kWarning, "INSECURE: 'insecure: true': no authentication and no encryption; any ",
+                "process that reaches this worker can send it micro-batches and read its results");
+      return;
+    }
+    std::string dir = config.keys;
+    if (dir.empty()) {
+      const char* env = std::getenv("CONVOY_KEYS");
+      const char* home = std::getenv("HOME");
+      CONVOY_CHECK(env || home, "HOME is not set: give the keys folder in the worker config ('keys')");
+      dir = env && *env ? std::string(env) : std::string(home) + "/.local/state/convoy/keys";
+    }
+    std::string secret = auth::secret_file(dir, "worker"), server = auth::public_file(dir, "coordinator");
+    for (int waited = 0; !(std::filesystem::exists(secret) && std::filesystem::exists(server)); ++waited) {
+      if (waited % 30 == 0)
+        log.write(LogLevel::kInfo, "waiting for ", secret, " and ", server,
+                  " (a coordinator on this machine writes them on its first start; from another host, copy "
+                  "them as docs/security.md says)");
+      std::this_thread::sleep_for(std::chrono::seconds(1));
+    }
+    own = auth::read_certificate(secret, true).keys;
+    coordinator_key = auth::read_certificate(server, false).keys.public_key;
+    allowed->add(auth::Principal{auth::Role::kCoordinator, "coordinator", coordinator_key});
+    zap = std::make_unique<auth::ZapHandler>(zmq_context, allowed);
+    auth::make_server(data, own);
+    auth::make_client(control, own, coordinator_key);
+    log.write(LogLevel::kInfo, "CURVE on: worker key ", own.public_key, ", coordinator key ",
+              coordinator_key);
   }
 
   // The bound endpoint as other hosts should dial it.
@@ -625,6 +673,7 @@ struct Worker::Impl {
           if (r.getHeartbeatMs() > 0)
             heartbeat_ms = std::min<int>(heartbeat_ms, static_cast<int>(r.getHeartbeatMs()));
           heartbeat_ms = std::max(heartbeat_ms, 10);
+          max_result_bytes = r.getMaxMessageBytes();
           state = State::kRegistered;
           log.write(LogLevel::kInfo, "registered with ", config.coordinator, " as worker ", worker_id,
                     " (heartbeat every ", heartbeat_ms, " ms)");
@@ -692,6 +741,11 @@ struct Worker::Impl {
       auto body = env.getBody();
       if (body.which() == B::HELLO) {
         std::string reason = wire::check_hello(body.getHello(), opset);
+        if (reason.empty()) try {
+            wire::peer_name_field(body.getHello().getName(), "Hello.name");
+          } catch (const Error& e) {
+            reason = e.what();
+          }
         wire::OutMessage r;
         r.envelope().setRequestId(env.getRequestId());
         if (reason.empty()) {
@@ -700,7 +754,8 @@ struct Worker::Impl {
           h.setProtocolVersion(wire::kProtocolVersion);
           h.setOpsetHash(opset);
           h.setName(name);
-          log.write(LogLevel::kDebug, "data connection from ", std::string(body.getHello().getName()));
+          log.write(LogLevel::kDebug, "data connection from ", std::string(body.getHello().getName()),
+                    m->peer_key().empty() ? "" : " (key " + auth::short_key(m->peer_key()) + "…)");
         } else {
           data_peers.erase(m->identity());
           wire::make_error(r.envelope(), schema::ErrorReply::Kind::VERSION_MISMATCH, reason);
@@ -733,6 +788,8 @@ struct Worker::Impl {
   void send_outbound(Outbound& o) {
     if (o.endpoint.empty() && !o.await_hello.empty()) {
       // A stageReady: only once every next-stage endpoint has answered our hello.
+      for (size_t i = 0; i < o.hello_keys.size() && i < o.await_hello.size(); ++i)
+        downstream->set_key(o.await_hello[i], o.hello_keys[i]);
       auto ready = std::make_shared<Outbound>(std::move(o));
       downstream->when_answered(
           ready->await_hello, kNextStageHelloTimeout, [this, ready](const std::string& silent) {
@@ -915,10 +972,29 @@ struct Worker::Impl {
       auto endpoints = a.getNext().getEndpoints();
       CONVOY_CHECK(endpoints.size() <= 4096, "AssignStage.next has ", endpoints.size(), " endpoints");
       for (unsigned i = 0; i < endpoints.size(); ++i) {
-        std::string ep = endpoints[i];
+        std::string ep =
+            wire::bounded_text(endpoints[i], str_cat("AssignStage.next.endpoints[", i, "]"), 256);
         CONVOY_CHECK(is_valid_endpoint(ep, false), "AssignStage.next.endpoints[", i, "] '", ep,
                      "' is not a ZeroMQ endpoint");
         stage->next.push_back(ep);
+      }
+      if (!config.insecure) {
+        auto keys = a.getNext().getKeys();
+        CONVOY_CHECK(keys.size() == endpoints.size(), "AssignStage.next has ", endpoints.size(),
+                     " endpoints but ", keys.size(), " CURVE keys (is the coordinator insecure?)");
+        for (unsigned i = 0; i < keys.size(); ++i) {
+          std::string k = wire::bounded_text(keys[i], str_cat("AssignStage.next.keys[", i, "]"), 40);
+          CONVOY_CHECK(auth::is_z85_key(k), "AssignStage.next.keys[", i, "] is not a CURVE public key");
+          stage->next_keys.push_back(k);
+        }
+        auto up = a.getUpstreamKeys();
+        CONVOY_CHECK(up.size() > 0 && up.size() <= 4096, "AssignStage.upstreamKeys lists ", up.size(),
+                     " keys (the stage could take micro-batches from nobody)");
+        for (unsigned i = 0; i < up.size(); ++i) {
+          std::string k = wire::bounded_text(up[i], str_cat("AssignStage.upstreamKeys[", i, "]"), 40);
+          CONVOY_CHECK(auth::is_z85_key(k), "AssignStage.upstreamKeys[", i, "] is not a CURVE public key");
+          stage->upstream.insert(k);
+        }
       }
       WeightResolver resolver = [&](const std::string& hash, DType dtype, const Shape& shape) {
         if (!cache.contains(hash)) throw MissingWeights({hash});
@@ -957,13 +1033,16 @@ struct Worker::Impl {
       log.write(LogLevel::kInfo, describe(key), " ready on ", backend, " in ", seconds, " s (", received,
                 " weight bytes received, ", stage->next.empty() ? "results to the coordinator" : "then ",
                 stage->next.empty() ? "" : str_cat(stage->next.size(), " next replica(s)"), ")");
-      std::vector<std::string> next = stage->next;
+      std::vector<std::string> next = stage->next, next_keys = stage->next_keys;
+      for (const std::string& k : stage->upstream)  // the data socket's ZAP handler admits them now
+        if (k != coordinator_key) allowed->add(auth::Principal{auth::Role::kWorker, "upstream", k});
       stages[key] = std::move(stage);
       cache.evict();
 
       Outbound o;
       o.key = key;
       o.await_hello = std::move(next);
+      o.hello_keys = std::move(next_keys);
       o.request_id = request_id;
       o.message.envelope().setRequestId(request_id);
       auto r = o.message.envelope().getBody().initStageReady();
@@ -1006,6 +1085,13 @@ struct Worker::Impl {
       return;
     }
     Stage& stage = *it->second;
+    if (!config.insecure && !stage.upstream.count(m.peer_key())) {
+      // Not from the previous stage's workers (or, for stage 0, the coordinator): never computed.
+      log.write(LogLevel::kWarning, "dropped message from ", peer, ": micro-batch ", seq, " for ",
+                describe(key), " from key ", auth::short_key(m.peer_key()),
+                "…, which is not this stage's upstream");
+      return;
+    }
     std::vector<IValue> args;
     std::vector<double> stage_seconds;
     std::vector<uint32_t> route;
@@ -1068,6 +1154,17 @@ struct Worker::Impl {
       for (size_t i = 0; i < stage_seconds.size(); ++i) ss.set(static_cast<unsigned>(i), stage_seconds[i]);
     };
     if (stage.next.empty()) {
+      size_t bytes = 0;
+      for (const Tensor& t : outputs) bytes += t.nbytes();
+      if (max_result_bytes && bytes + 65536 > max_result_bytes) {
+        std::string text =
+            str_cat("worker ", name, ": ", describe(key), ", micro-batch ", seq, ": its outputs are ", bytes,
+                    " bytes, over the coordinator's max_message_mb (", max_result_bytes >> 20,
+                    " MiB): lower batch_size or raise max_message_mb");
+        log.write(LogLevel::kWarning, text);
+        post(stage_failed(key, seq, 0, text, schema::StageFailed::Kind::BAD_INPUT));
+        return;
+      }
       fill(o.message.envelope().getBody().initResult());
     } else {
       auto b = o.message.envelope().getBody().initMicroBatch();

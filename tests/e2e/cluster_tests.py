@@ -59,6 +59,10 @@ class Cluster:
         self.logs: Dict[int, str] = {}
         self.server: Optional[subprocess.Popen] = None
         self.verbose = True  # echo every CLI command and its output
+        # The coordinator writes its key pair, a local worker's and an admin client's here on first
+        # start (docs/security.md); workers and the CLI of this case read them from the same folder.
+        self.keys = os.path.join(self.dir, "keys")
+        self.cli_env: Dict[str, str] = {}  # HOME of the shipped-config cases
 
     # -- processes ---------------------------------------------------------------------------------
     def start(self, argv: List[str], log_name: str, env: Optional[Dict[str, str]] = None) -> subprocess.Popen:
@@ -77,7 +81,8 @@ class Cluster:
         cfg = os.path.join(self.dir, "cluster.yaml")
         # A free port of its own for /metrics: cases run in parallel, the default 7701 would collide.
         settings = {"listen": f"'{self.endpoint}'", "heartbeat_ms": 100,
-                    "http_listen": f"'127.0.0.1:{free_port()}'"}
+                    "http_listen": f"'127.0.0.1:{free_port()}'", "keys_dir": f"'{self.keys}'",
+                    "allowed_roots": f"['{self.dir}', '{self.fixtures}']"}
         settings.update(keys)
         with open(cfg, "w") as f:
             f.writelines(f"{k}: {v}\n" for k, v in settings.items())
@@ -87,7 +92,8 @@ class Cluster:
 
     def worker(self, index: int, env: Optional[Dict[str, str]] = None, **keys) -> subprocess.Popen:
         cfg = os.path.join(self.dir, f"worker{index}.yaml")
-        settings = {"coordinator": f"'{self.endpoint}'", "name": f"w{index}", "threads": 1}
+        settings = {"coordinator": f"'{self.endpoint}'", "name": f"w{index}", "threads": 1,
+                    "keys": f"'{self.keys}'"}
         settings.update(keys)
         with open(cfg, "w") as f:
             f.writelines(f"{k}: {v}\n" for k, v in settings.items())
@@ -104,10 +110,13 @@ class Cluster:
         cmd = [os.path.join(self.bin, "convoy-coordinator"), *argv]
         if self.endpoint and argv[0] in ("submit", "status", "cancel", "workers") or (argv[0] == "plan" and "--workers" not in argv):
             cmd += ["--coordinator", self.endpoint]
+            if "--keys" not in argv and "--insecure" not in argv:
+                cmd += ["--keys", self.keys]
         if self.verbose:
             print("$ " + " ".join(cmd), flush=True)
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              timeout=timeout, cwd=self.dir, errors="replace")
+                              timeout=timeout, cwd=self.dir, errors="replace",
+                              env={**os.environ, **self.cli_env})
         if self.verbose and proc.stdout.strip():
             print(proc.stdout.rstrip())
         if (self.verbose or proc.returncode != 0) and proc.stderr.strip():
@@ -203,6 +212,7 @@ class Cluster:
         shipped, with HOME in this case's folder (the shipped state_dir is under ~). Returns that env."""
         env = {"HOME": os.path.join(self.dir, "home")}
         os.makedirs(env["HOME"], exist_ok=True)
+        self.cli_env = env
         self.shipped_serve(env)
         for i in range(1, workers + 1):
             self.start([os.path.join(self.bin, "convoy-worker"), "--config",
@@ -232,6 +242,16 @@ class Cluster:
             f.write("output: out\n")
             f.write(f"batch_size: {batch_size or entry['batch_size']}\n")
         return os.path.join(folder, "job.yaml")
+
+    def curve_socket(self, ctx, kind, name: str, server: str):
+        """A pyzmq socket that speaks CURVE as key NAME of this case's keys folder ("client",
+        "worker", "coordinator") to a server whose public key is the certificate SERVER."""
+        import zmq
+        s = ctx.socket(kind)
+        public, secret = load_cert(os.path.join(self.keys, name + ".key_secret"))
+        s.curve_publickey, s.curve_secretkey = public, secret
+        s.curve_serverkey = load_cert(server)[0] if os.path.exists(server) else server.encode()
+        return s
 
     def submit_wait_and_compare(self, model: str, name: str, timeout: float = 300):
         """`submit --wait` of the fixture job NAME for `model`; its outputs must equal PyTorch's."""
@@ -272,6 +292,17 @@ class Cluster:
                     raise AssertionError(f"{n}: distributed output differs from --workers 0 ({err:.2e})")
             elif not np.array_equal(a, b):
                 raise AssertionError(f"{n}: distributed output differs from --workers 0")
+
+
+def load_cert(path: str):
+    """(public, secret) Z85 keys of a ZeroMQ certificate file (secret is None for a public one)."""
+    keys = {}
+    with open(path) as f:
+        for line in f:
+            name, _, value = line.strip().partition("=")
+            if name.strip() in ("public-key", "secret-key"):
+                keys[name.strip()] = value.strip().strip('"').encode()
+    return keys["public-key"], keys.get("secret-key")
 
 
 def submitted_job(proc: subprocess.CompletedProcess) -> int:
@@ -365,9 +396,18 @@ def garbage_messages(c: Cluster):
     workers = c.wait_workers(1)
     ctx = zmq.Context()
     rng = random.Random(1)
+    coordinator_key = os.path.join(c.keys, "coordinator.key")
+    worker_key = workers[0]["key"] if "key" in workers[0] else None
     try:
-        for endpoint in (c.endpoint, workers[0]["data_endpoint"]):
-            s = ctx.socket(zmq.DEALER)
+        # Authenticated peers (the admin client's key on the control socket, the coordinator's own key
+        # on the worker's data socket) reach the handlers; plain text never gets past the handshake.
+        sockets = [c.curve_socket(ctx, zmq.DEALER, "client", coordinator_key)]
+        if worker_key:
+            sockets.append(c.curve_socket(ctx, zmq.DEALER, "coordinator", worker_key))
+        sockets += [ctx.socket(zmq.DEALER), ctx.socket(zmq.DEALER)]
+        endpoints = [c.endpoint, workers[0]["data_endpoint"]] if worker_key else [c.endpoint]
+        endpoints += [c.endpoint, workers[0]["data_endpoint"]]
+        for s, endpoint in zip(sockets, endpoints):
             s.setsockopt(zmq.LINGER, 2000)  # deliver everything before close
             s.connect(endpoint)
             s.send(b"")                                   # empty frame

@@ -12,6 +12,7 @@ and removes (10.213.0.0/16, never any other address).
 """
 
 import os
+import shutil
 import re
 import subprocess
 import sys
@@ -77,8 +78,19 @@ def cluster_across(c: Cluster, ns: Namespace, progress_timeout: float, **w2_keys
     c.endpoint = f"tcp://{ns.host_ip}:{c.port}"
     c.serve(max_replicas=1, progress_timeout_s=progress_timeout)
     c.worker(1)
+    # w2 is "another host": its own key pair, deployed as docs/security.md says (its public key into
+    # the coordinator's authorized/, the coordinator's public key into w2's keys folder).
+    w2_dir = os.path.join(c.dir, "w2-keys")
+    subprocess.run([os.path.join(c.bin, "convoy-worker"), "keygen", "--out", w2_dir], check=True)
+    deadline = time.monotonic() + 30
+    while not os.path.exists(os.path.join(c.keys, "coordinator.key")):
+        if time.monotonic() > deadline:
+            raise AssertionError("the coordinator wrote no keys")
+        time.sleep(0.1)
+    shutil.copy(os.path.join(w2_dir, "worker.key"), os.path.join(c.keys, "authorized", "node2.key"))
+    shutil.copy(os.path.join(c.keys, "coordinator.key"), os.path.join(w2_dir, "coordinator.key"))
     cfg = os.path.join(c.dir, "worker2.yaml")
-    settings = {"coordinator": f"'{c.endpoint}'", "name": "w2", "threads": 1, **w2_keys}
+    settings = {"coordinator": f"'{c.endpoint}'", "name": "w2", "threads": 1, "keys": f"'{w2_dir}'", **w2_keys}
     with open(cfg, "w") as f:
         f.writelines(f"{k}: {v}\n" for k, v in settings.items())
     c.start(["ip", "netns", "exec", ns.name, os.path.join(c.bin, "convoy-worker"), "--config", cfg], "worker2")

@@ -32,7 +32,7 @@ http::MetricsSnapshot sample_snapshot() {
   m.running_job = 7;
   m.running_job_samples_per_second = 12.5;
   m.worker_list = {{"w1", 0.25, 1048576, {3, 7}}, {"odd \"name\"\\", 1.5, 2, {}}};
-  m.messages_dropped_total = 5;
+  m.messages_dropped = {{"not_routed", 5}, {"malformed", 1}};
   m.replays_total = 3;
   m.ledger_commits_total = 9;
   return m;
@@ -62,7 +62,8 @@ TEST_CASE("http: metrics are Prometheus text format 0.0.4", "[http]") {
       Contains(
           "convoy_worker_job{worker=\"w1\",job=\"3\"} 1\nconvoy_worker_job{worker=\"w1\",job=\"7\"} 1\n"));
   CHECK_THAT(text,
-             Contains("# TYPE convoy_messages_dropped_total counter\nconvoy_messages_dropped_total 5\n"));
+             Contains("# TYPE convoy_messages_dropped_total counter\nconvoy_messages_dropped_total{reason=\"malformed\"} "
+                      "1\nconvoy_messages_dropped_total{reason=\"not_routed\"} 5\n"));
   CHECK_THAT(text, Contains("# TYPE convoy_replays_total counter\nconvoy_replays_total 3\n"));
   CHECK_THAT(text, Contains("# TYPE convoy_ledger_commits_total counter\nconvoy_ledger_commits_total 9\n"));
   CHECK_THAT(text, Contains("# TYPE convoy_backup_copies_total counter\nconvoy_backup_copies_total 0\n"));

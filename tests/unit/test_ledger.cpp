@@ -123,7 +123,7 @@ TEST_CASE("cluster config: state_dir is absolute, ~/ or relative to the file", "
   if (home) CHECK(parse_cluster_config("state_dir: ~/st\n", "c.yaml").state_dir == std::string(home) + "/st");
   CHECK(parse_cluster_config("state_dir: st\n", "/etc/convoy/cluster.yaml").state_dir == "/etc/convoy/st");
   CHECK_THAT(error_of([] { parse_cluster_config("max_in_flight: 2\nstate_dir: [a]\n", "c.yaml"); }),
-             Contains("c.yaml:2: 'state_dir' must be a folder"));
+             Contains("c.yaml:2: 'state_dir' must be a path"));
 #ifdef CONVOY_SOURCE_DIR
   // As shipped, jobs are durable with no setup: the ledger lives under the coordinator's home.
   if (home)

@@ -159,6 +159,7 @@ struct InProcessWorker {
     c.threads = 1;
     c.heartbeat_ms = 100;
     c.log_level = worker::LogLevel::kWarning;
+    c.insecure = true;  // the fake coordinator speaks plain text; tests/e2e/security_tests.py runs CURVE
     worker = std::make_unique<worker::Worker>(c, registry());
     thread = std::thread([this] { status = worker->run(false); });
   }
@@ -521,7 +522,7 @@ TEST_CASE("convoy-worker: SIGTERM finishes queued micro-batches, deregisters and
   REQUIRE(pid >= 0);
   if (pid == 0) {
     execl(exe.c_str(), exe.c_str(), "--coordinator", coordinator.endpoint.c_str(), "--backend", "reference",
-          "--threads", "1", "--log-level", "warning", static_cast<char*>(nullptr));
+          "--threads", "1", "--log-level", "warning", "--insecure", static_cast<char*>(nullptr));
     _exit(127);
   }
   std::string data = coordinator.handshake(9, 100, pid);
