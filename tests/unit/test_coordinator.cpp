@@ -504,6 +504,13 @@ TEST_CASE("coordinator: malformed client messages get an ErrorReply and the daem
     CHECK_THAT(message, Contains("not found"));
   }
   {
+    // A path the system cannot even look up is refused like a missing one, with the reason.
+    auto [kind, message] = kind_of(submit_message(dir, "/" + std::string(300, 'a') + "/jit.pt", 3));
+    CHECK(kind == schema::ErrorReply::Kind::BAD_REQUEST);
+    CHECK_THAT(message, Contains("not found on the coordinator (File name too long)"));
+    CHECK_THAT(message, !Contains("malformed request") && !Contains("filesystem error"));
+  }
+  {
     auto [kind, message] = kind_of(submit_message(dir, (dir / "jit.pt").string(), 0));
     CHECK_THAT(message, Contains("batchSize must be positive"));
   }
