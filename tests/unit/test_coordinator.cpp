@@ -15,6 +15,7 @@
 #include "coordinator/cluster_config.h"
 #include "coordinator/job_progress.h"
 #include "coordinator/server.h"
+#include "coordinator/worker_registry.h"
 #include "runtime/error.h"
 #include "runtime/npy.h"
 #include "runtime/ops/registry.h"
@@ -799,4 +800,16 @@ TEST_CASE("coordinator: status prints as a table, JSON and a progress line", "[c
   CHECK(format_progress(j, false) == "job 3: running, 50/200 samples (25.0%), 25.0 samples/s, ETA 6 s");
   CHECK_THAT(format_progress(j, true), Contains("[########......................"));
   CHECK_THAT(format_stage_times(j), Contains("1.50"));  // measured / predicted
+}
+
+TEST_CASE("coordinator: a Register with too many devices is refused", "[coordinator]") {
+  capnp::MallocMessageBuilder message;
+  auto r = message.initRoot<schema::Register>();
+  r.setWorkerName("w1");
+  r.setDataEndpoint("tcp://127.0.0.1:40123");
+  r.initDevices(kMaxRegisterDevices);
+  CHECK(WorkerRegistry::read_register(r.asReader(), "id").devices.size() == kMaxRegisterDevices);
+  r.initDevices(kMaxRegisterDevices + 1);
+  CHECK_THROWS_WITH(WorkerRegistry::read_register(r.asReader(), "id"),
+                    Contains("Register.devices: 257 devices (at most 256)"));
 }
