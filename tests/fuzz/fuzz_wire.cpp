@@ -75,13 +75,42 @@ void text(capnp::Text::Reader t) {
 void data(capnp::Data::Reader d) {
   for (uint8_t b : d) sink(b);
 }
+// The fuzzer's own walks over lists stop after this many elements. A list of empty structs costs no
+// bytes (Cap'n Proto charges it only against the 64 Mi-word traversal limit), so a 40-byte message
+// can claim tens of millions of elements, and walking a client-side reply (StatusReply,
+// WorkersReply: the CLI reads those, from the coordinator) that long only times the fuzzer out. The
+// daemons' own checks (read_register, tensors, deserialize_graph, ...) always get the whole list.
+constexpr uint32_t kMaxWalk = 1 << 12;
+// The first kMaxWalk elements of `list`, for a range-for.
+template <typename List>
+struct Prefix {
+  List list;
+  uint32_t n;
+  struct It {
+    const List* list;
+    uint32_t i;
+    auto operator*() const { return (*list)[i]; }
+    It& operator++() {
+      ++i;
+      return *this;
+    }
+    bool operator!=(const It& o) const { return i != o.i; }
+  };
+  It begin() const { return {&list, 0}; }
+  It end() const { return {&list, n}; }
+};
+template <typename List>
+Prefix<List> first(List list) {
+  return {list, std::min<uint32_t>(list.size(), kMaxWalk)};
+}
+
 template <typename List>
 void texts(List list) {
-  for (auto t : list) text(t);
+  for (auto t : first(list)) text(t);
 }
 template <typename List>
 void numbers(List list) {
-  for (auto v : list) sink(static_cast<uint64_t>(v));
+  for (auto v : first(list)) sink(static_cast<uint64_t>(v));
 }
 
 void touch(const Tensor& t) {
@@ -177,7 +206,7 @@ void job_status(schema::JobStatus::Reader j) {
   text(j.getName());
   text(j.getError());
   text(j.getOutput());
-  for (auto s : j.getStages()) {
+  for (auto s : first(j.getStages())) {
     sink(s.getStage());
     texts(s.getWorkers());
     text(s.getFirstOp());
@@ -226,7 +255,7 @@ void dispatch(const wire::InMessage& m, schema::Envelope::Reader env) {
     case Body::STAGE_READY: {
       auto r = body.getStageReady();
       sink(r.getJob() + r.getPipeline() + r.getStage() + r.getReplica() + r.getWeightBytesReceived());
-      for (auto h : r.getCachedWeights()) data(h);
+      for (auto h : first(r.getCachedWeights())) data(h);
       return;
     }
     case Body::RELEASE_STAGE:
@@ -236,7 +265,7 @@ void dispatch(const wire::InMessage& m, schema::Envelope::Reader env) {
       auto b = body.getMicroBatch();
       sink(b.getJob() + b.getPipeline() + b.getSeq() + b.getStage());
       tensors(m, b.getTensors(), "MicroBatch");
-      for (double s : b.getStageSeconds()) sink(static_cast<uint64_t>(std::isfinite(s)));
+      for (double s : first(b.getStageSeconds())) sink(static_cast<uint64_t>(std::isfinite(s)));
       numbers(b.getRoute());
       return;
     }
@@ -244,7 +273,7 @@ void dispatch(const wire::InMessage& m, schema::Envelope::Reader env) {
       auto r = body.getResult();
       sink(r.getJob() + r.getPipeline() + r.getSeq());
       tensors(m, r.getTensors(), "Result");
-      for (double s : r.getStageSeconds()) sink(static_cast<uint64_t>(std::isfinite(s)));
+      for (double s : first(r.getStageSeconds())) sink(static_cast<uint64_t>(std::isfinite(s)));
       return;
     }
     case Body::STAGE_FAILED: {
@@ -263,7 +292,7 @@ void dispatch(const wire::InMessage& m, schema::Envelope::Reader env) {
       sink(body.getStatusRequest().getJob());
       return;
     case Body::STATUS_REPLY:
-      for (auto j : body.getStatusReply().getJobs()) job_status(j);
+      for (auto j : first(body.getStatusReply().getJobs())) job_status(j);
       return;
     case Body::CANCEL:
       sink(body.getCancel().getJob());
@@ -274,12 +303,12 @@ void dispatch(const wire::InMessage& m, schema::Envelope::Reader env) {
     case Body::WORKERS_REQUEST:
       return;
     case Body::WORKERS_REPLY:
-      for (auto w : body.getWorkersReply().getWorkers()) {
+      for (auto w : first(body.getWorkersReply().getWorkers())) {
         sink(w.getWorkerId() + w.getLastHeartbeatMs() + w.getRssBytes());
         text(w.getName());
         text(w.getHost());
         text(w.getDataEndpoint());
-        for (auto d : w.getDevices()) device(d);
+        for (auto d : first(w.getDevices())) device(d);
         texts(w.getStages());
       }
       return;
