@@ -24,6 +24,16 @@ std::string absolute_path(capnp::Text::Reader t, const std::string& field) {
   return p;
 }
 
+// Whether `p` names a regular file. A path the system cannot look up at all (a name too long, a loop
+// of links, a folder it may not search) is not one either: `why` gets the reason, where the throwing
+// std::filesystem call would have escaped as a std::filesystem_error instead of a refusal.
+bool regular_file(const std::string& p, std::string* why) {
+  std::error_code ec;
+  bool yes = std::filesystem::is_regular_file(p, ec);
+  *why = ec ? " (" + ec.message() + ")" : std::string();
+  return yes;
+}
+
 }  // namespace
 
 JobRequest read_job_request(schema::SubmitJob::Reader s, const std::vector<std::string>& roots, bool submit) {
@@ -47,11 +57,11 @@ JobRequest read_job_request(schema::SubmitJob::Reader s, const std::vector<std::
   job.backend = str(s.getBackend());  // "" is decided at planning, from the workers then registered
   CONVOY_CHECK(job.backend.empty() || job.backend == "opencl" || job.backend == "reference",
                "SubmitJob.backend '", job.backend, "' (expected opencl or reference)");
-  CONVOY_CHECK_KIND(kIo, std::filesystem::is_regular_file(job.model_path), where, ": model ", job.model_path,
-                    " not found on the coordinator");
+  std::string why;
+  CONVOY_CHECK_KIND(kIo, regular_file(job.model_path, &why), where, ": model ", job.model_path,
+                    " not found on the coordinator", why);
   for (const std::string& p : job.input_paths)
-    CONVOY_CHECK_KIND(kIo, std::filesystem::is_regular_file(p), where, ": input ", p,
-                      " not found on the coordinator");
+    CONVOY_CHECK_KIND(kIo, regular_file(p, &why), where, ": input ", p, " not found on the coordinator", why);
   if (submit) check_outputs_absent(job.output, job.overwrite, where);
   if (job.name.empty())
     job.name =

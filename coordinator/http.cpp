@@ -1,5 +1,6 @@
 #include "coordinator/http.h"
 
+#include <array>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
@@ -12,6 +13,7 @@
 #include <sstream>
 
 #include "runtime/error.h"
+#include "runtime/sha256.h"
 
 namespace convoy::http {
 
@@ -24,8 +26,10 @@ using tcp = asio::ip::tcp;
 
 constexpr size_t kHeaderLimit = 8 * 1024;
 constexpr uint64_t kBodyLimit = 8 * 1024;
-constexpr size_t kMaxConnections = 64;
-constexpr auto kIdle = std::chrono::seconds(5);  // to read a whole request, or to write a response
+constexpr size_t kMaxConnections = 64;                // when full, a new connection hangs up the idlest one
+constexpr auto kFirstByte = std::chrono::seconds(2);  // for a request's first byte to arrive
+constexpr auto kIdle = std::chrono::seconds(5);       // to read the rest of a request, or to write a response
+constexpr size_t kFirstRead = 1024;                   // bytes taken by the read that waits for the first
 
 std::string number(double v) {
   if (std::isnan(v)) return "NaN";
@@ -49,6 +53,26 @@ std::string label(std::string_view v) {
       out += ch;
   }
   return out;
+}
+
+// Whether `a` and `b` are the same bytes, in a time that depends on neither their contents nor their
+// lengths: both are hashed, and the digests compared without an early exit.
+bool same_secret(std::string_view a, std::string_view b) {
+  std::array<uint8_t, 32> x = sha256(a), y = sha256(b);
+  unsigned diff = 0;
+  for (size_t i = 0; i < x.size(); ++i) diff |= static_cast<unsigned>(x[i] ^ y[i]);
+  return diff == 0;
+}
+
+// Whether an Authorization header value is "Bearer TOKEN" (the scheme in any case, RFC 7235).
+bool bearer_matches(std::string_view authorization, std::string_view token) {
+  constexpr std::string_view kScheme = "bearer ";
+  bool scheme = authorization.size() >= kScheme.size();
+  for (size_t i = 0; scheme && i < kScheme.size(); ++i)
+    scheme = (authorization[i] | 0x20) == kScheme[i];  // ' ' | 0x20 == ' '
+  std::string_view given = scheme ? authorization.substr(kScheme.size()) : std::string_view();
+  while (!given.empty() && given.front() == ' ') given.remove_prefix(1);
+  return same_secret(given, token) && scheme;
 }
 
 void family(std::ostream& o, const char* name, const char* type, const char* help) {
@@ -107,10 +131,18 @@ std::string format_metrics(const MetricsSnapshot& m) {
   return o.str();
 }
 
-Response respond(std::string_view method, std::string_view target, const Handlers& handlers) {
+Response respond(std::string_view method, std::string_view target, const Handlers& handlers,
+                 std::string_view authorization) {
   std::string_view path = target.substr(0, target.find('?'));
   if (path != "/healthz" && path != "/metrics") return {404, "text/plain; charset=utf-8", "not found\n"};
-  if (method != "GET") return {405, "text/plain; charset=utf-8", "method not allowed (GET only)\n"};
+  if (method != "GET")
+    return {405, "text/plain; charset=utf-8", "method not allowed (GET only)\n", {{"Allow", "GET"}}};
+  if (path == "/metrics" && !handlers.metrics_token.empty() &&
+      !bearer_matches(authorization, handlers.metrics_token))
+    return {401,
+            "text/plain; charset=utf-8",
+            "unauthorized: /metrics needs Authorization: Bearer TOKEN\n",
+            {{"WWW-Authenticate", "Bearer"}}};
   std::string why = handlers.unavailable ? handlers.unavailable() : std::string("stopped");
   if (path == "/healthz") {
     if (!why.empty()) return {503, "text/plain; charset=utf-8", why + "\n"};
@@ -155,32 +187,53 @@ struct Server::Impl : std::enable_shared_from_this<Impl> {
       : io(io_), acceptor(io_), retry(io_), handlers(std::move(h)), log(l) {}
 
   void accept();
+  void evict_idlest();  // hangs up the session waiting longest for a request's first byte, if any
   void stop();
 };
 
 struct Session : std::enable_shared_from_this<Session> {
+  // kIdle: waiting for a request's first byte (the one a new connection may hang up when the server
+  // is full); kRequest: reading the rest of it; kWriting: answering.
+  enum class State { kIdle, kRequest, kWriting };
+
   std::shared_ptr<Server::Impl> server;
   beast::tcp_stream stream;
   beast::flat_buffer buffer{kHeaderLimit + kBodyLimit + 1024};
   std::optional<bhttp::request_parser<bhttp::string_body>> parser;
   bhttp::response<bhttp::string_body> response;
-  bool reading = false;
+  State state = State::kIdle;
+  std::chrono::steady_clock::time_point idle_since = std::chrono::steady_clock::now();
 
   Session(std::shared_ptr<Server::Impl> s, tcp::socket socket)
       : server(std::move(s)), stream(std::move(socket)) {}
 
+  // Waits up to kFirstByte for the next request to begin, unless a pipelined one already has.
   void read() {
+    if (buffer.size() > 0) return read_request();
+    state = State::kIdle;
+    idle_since = std::chrono::steady_clock::now();
+    stream.expires_after(kFirstByte);
+    stream.async_read_some(buffer.prepare(kFirstRead),
+                           [self = shared_from_this()](beast::error_code ec, size_t n) {
+                             self->buffer.commit(n);
+                             if (ec) return self->on_read(ec);
+                             self->read_request();
+                           });
+  }
+
+  // Reads the rest of a request that has begun (its bytes so far are in `buffer`).
+  void read_request() {
     parser.emplace();
     parser->header_limit(kHeaderLimit);
     parser->body_limit(kBodyLimit);
     stream.expires_after(kIdle);
-    reading = true;
+    state = State::kRequest;
     bhttp::async_read(stream, buffer, *parser,
                       [self = shared_from_this()](beast::error_code ec, size_t) { self->on_read(ec); });
   }
 
   void on_read(beast::error_code ec) {
-    reading = false;
+    state = State::kWriting;
     if (ec == bhttp::error::end_of_stream || ec == beast::error::timeout ||
         ec == asio::error::operation_aborted || ec == asio::error::connection_reset || ec == asio::error::eof)
       return close();
@@ -190,8 +243,10 @@ struct Session : std::enable_shared_from_this<Session> {
                    false);
     }
     const auto& req = parser->get();
+    auto authorization = req[bhttp::field::authorization];
     Response r = respond(std::string_view(req.method_string().data(), req.method_string().size()),
-                         std::string_view(req.target().data(), req.target().size()), server->handlers);
+                         std::string_view(req.target().data(), req.target().size()), server->handlers,
+                         std::string_view(authorization.data(), authorization.size()));
     write(std::move(r), req.keep_alive() && !server->stopped);
   }
 
@@ -201,7 +256,7 @@ struct Session : std::enable_shared_from_this<Session> {
     response.result(r.status);
     response.set(bhttp::field::server, "convoy-coordinator");
     response.set(bhttp::field::content_type, r.content_type);
-    if (r.status == 405) response.set(bhttp::field::allow, "GET");
+    for (const auto& [name, value] : r.headers) response.set(name, value);
     response.body() = std::move(r.body);
     response.keep_alive(keep_alive);
     response.prepare_payload();
@@ -220,6 +275,18 @@ struct Session : std::enable_shared_from_this<Session> {
   }
 };
 
+void Server::Impl::evict_idlest() {
+  std::shared_ptr<Session> idlest;
+  for (auto& [raw, weak] : sessions)
+    if (auto s = weak.lock();
+        s && s->state == Session::State::kIdle && (!idlest || s->idle_since < idlest->idle_since))
+      idlest = s;
+  if (!idlest) return;  // every session is in the middle of a request: those end within kIdle
+  beast::error_code ignored;
+  idlest->stream.socket().close(ignored);  // its pending read ends with operation_aborted
+  sessions.erase(idlest.get());
+}
+
 void Server::Impl::accept() {
   acceptor.async_accept([self = shared_from_this()](beast::error_code ec, tcp::socket socket) {
     if (self->stopped) return;
@@ -230,11 +297,12 @@ void Server::Impl::accept() {
       });
       return;
     }
+    if (self->sessions.size() >= kMaxConnections) self->evict_idlest();
     if (self->sessions.size() < kMaxConnections) {
       auto s = std::make_shared<Session>(self, std::move(socket));
       self->sessions.emplace(s.get(), s);
       s->read();
-    }  // else `socket` closes here: too many connections
+    }  // else `socket` closes here: every session is busy with a request
     self->accept();
   });
 }
@@ -246,7 +314,8 @@ void Server::Impl::stop() {
   acceptor.close(ignored);
   retry.cancel();
   for (auto& [raw, weak] : std::map<Session*, std::weak_ptr<Session>>(sessions))
-    if (auto s = weak.lock(); s && s->reading) s->stream.socket().close(ignored);  // idle: hang up
+    if (auto s = weak.lock(); s && s->state != Session::State::kWriting)
+      s->stream.socket().close(ignored);  // no request read whole yet: hang up
 }
 
 Server::Server(asio::io_context& io, const std::string& listen, Handlers handlers, std::ostream& log)

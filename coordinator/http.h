@@ -2,10 +2,17 @@
 // Boost.Beast HTTP/1.1 server on the daemon's own io_context (no thread of its own, so its handlers
 // read the server's state like every other handler), serving
 //   GET /healthz   200 "ok\n", or 503 and the reason while the daemon shuts down
-//   GET /metrics   Prometheus text exposition format 0.0.4
+//   GET /metrics   Prometheus text exposition format 0.0.4; 401 without the bearer token, when one
+//                  is set (Handlers::metrics_token)
 // Anything else is 404, a method other than GET 405. Requests are capped (8 KiB of header, 8 KiB of
-// body, 64 connections) and a connection idle for 5 s is closed, so a bad client cannot block the
-// daemon.
+// body) and so are connections, so a bad client cannot block the daemon or keep others out:
+//   - a connection that sends no byte of a request within 2 s of connecting (or of its previous
+//     answer) is closed, and so is one whose request is not whole 5 s after its first byte, or that
+//     does not take an answer within 5 s;
+//   - at most 64 connections are open; when a 65th arrives, the one that has waited longest for a
+//     request's first byte is closed to make room (only when all 64 are reading the rest of a request
+//     or being answered is the new one closed instead). A flood of idle connections thus never keeps
+//     a /healthz probe out.
 #pragma once
 
 #include <cstdint>
@@ -16,6 +23,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace boost::asio {
@@ -54,16 +62,23 @@ struct Handlers {
   std::function<MetricsSnapshot()> metrics;
   // "" while healthy, else why not (the daemon is shutting down).
   std::function<std::string()> unavailable;
+  // When not empty, GET /metrics must carry `Authorization: Bearer <metrics_token>` (the scheme in any
+  // case; compared in constant time) and is answered 401 with `WWW-Authenticate: Bearer` otherwise.
+  // /healthz never needs it.
+  std::string metrics_token = {};  // (a default, so that Handlers{metrics, unavailable} stays warning-free)
 };
 
 struct Response {
   unsigned status = 200;
   std::string content_type = "text/plain; charset=utf-8";
   std::string body;
+  std::vector<std::pair<std::string, std::string>> headers = {};  // more, e.g. {"Allow", "GET"} with a 405
 };
 
-// The answer to one request (`target` may carry a query, which is ignored).
-Response respond(std::string_view method, std::string_view target, const Handlers& handlers);
+// The answer to one request (`target` may carry a query, which is ignored); `authorization` is the
+// request's Authorization header ("" when it has none).
+Response respond(std::string_view method, std::string_view target, const Handlers& handlers,
+                 std::string_view authorization = {});
 
 // "HOST:PORT" (HOST an IPv4 address, [IPv6] or localhost; PORT 0-65535, 0: the system chooses);
 // nullopt when `text` is not one.

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <deque>
 #include <filesystem>
+#include <fstream>
 #include <map>
 #include <ostream>
 #include <set>
@@ -146,6 +147,7 @@ struct CoordinatorServer::Impl : JobOutbox {
     if (!config.http_listen.empty()) {  // before anything waits on the io_context: may throw
       http::Handlers handlers{[this] { return metrics(); },
                               [this] { return stopped ? "shutting down: " + stop_reason : std::string(); }};
+      if (!config.http_token_file.empty()) handlers.metrics_token = read_token(config.http_token_file);
       http_server = std::make_unique<http::Server>(io, config.http_listen, std::move(handlers), log);
     }
     watcher = std::make_unique<wire::AsioZmqWatcher>(io, router, [this] { drain(); });
@@ -175,6 +177,18 @@ struct CoordinatorServer::Impl : JobOutbox {
     job_env.coordinator_key = own.public_key;
     auth::make_server(router, own);
     info("CURVE on: coordinator key ", own.public_key, "; allow-list ", allowed->folder());
+  }
+
+  // The bearer token /metrics requires: the file's first line, which must not be empty.
+  static std::string read_token(const std::string& path) {
+    std::ifstream in(path);
+    CONVOY_CHECK_KIND(kIo, in.good(), path, ": cannot read http_token_file");
+    std::string token;
+    std::getline(in, token);
+    while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
+    CONVOY_CHECK(token.size() >= 16, path, ": http_token_file holds a token of ", token.size(),
+                 " characters (at least 16)");
+    return token;
   }
 
   // Who sent `msg`: its key's principal. Insecure: everyone is an admin without a key.

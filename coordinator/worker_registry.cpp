@@ -35,6 +35,11 @@ Worker WorkerRegistry::read_register(schema::Register::Reader r, const std::stri
     w.cached.insert(str(h));
   }
   auto devices = r.getDevices();
+  // A list of empty structs costs no bytes on the wire (Cap'n Proto charges it only against the
+  // traversal limit), so a 40-byte Register could otherwise claim tens of millions of devices, each
+  // becoming a WorkerDevice here: gigabytes.
+  CONVOY_CHECK(devices.size() <= kMaxRegisterDevices, "Register.devices: ", devices.size(),
+               " devices (at most ", kMaxRegisterDevices, ")");
   for (uint32_t i = 0; i < devices.size(); ++i) {
     auto d = devices[i];
     WorkerDevice wd;

@@ -33,6 +33,9 @@ struct Worker {
   bool refusing = false;  // answered an assignment with retryLater (draining): planned over no more
 };
 
+// The most devices one Register may list.
+constexpr uint32_t kMaxRegisterDevices = 256;
+
 class WorkerRegistry {
  public:
   // Checks a Register message (throws convoy::Error(kInvalidInput) naming the field) and returns the

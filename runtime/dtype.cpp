@@ -4,6 +4,7 @@
 #include <map>
 
 #include "runtime/error.h"
+#include "runtime/printable.h"
 
 namespace convoy {
 
@@ -112,7 +113,7 @@ DType dtype_from_storage_class(const std::string& name) {
       {"LongStorage", DType::kInt64},    {"BoolStorage", DType::kBool},
   };
   auto it = kByName.find(name);
-  if (it == kByName.end()) fail(ErrorKind::kUnsupported, "unsupported storage type torch.", name);
+  if (it == kByName.end()) fail(ErrorKind::kUnsupported, "unsupported storage type torch.", printable(name));
   return it->second;
 }
 

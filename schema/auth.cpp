@@ -222,7 +222,8 @@ std::optional<Principal> AllowList::find(const std::string& key) {
   std::lock_guard<std::mutex> lock(mutex_);
   if (auto it = added_.find(key); it != added_.end()) return it->second;
   if (auto it = from_folder_.find(key); it != from_folder_.end()) return it->second;
-  if (!folder_.empty() && std::chrono::steady_clock::now() - last_read_ > std::chrono::seconds(1)) {
+  if (!folder_.empty() &&
+      (folder_stamp() != stamp_ || std::chrono::steady_clock::now() - last_read_ > std::chrono::seconds(1))) {
     reload_locked();
     if (auto it = from_folder_.find(key); it != from_folder_.end()) return it->second;
   }
@@ -239,8 +240,17 @@ std::string AllowList::problems() const {
   return problems_;
 }
 
+// The folder's modification time: a file added or removed changes it, so a key copied in is admitted
+// by the very next handshake.
+int64_t AllowList::folder_stamp() const {
+  struct stat st {};
+  if (::stat(folder_.c_str(), &st) != 0) return -1;
+  return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+}
+
 void AllowList::reload_locked() {
   last_read_ = std::chrono::steady_clock::now();
+  stamp_ = folder_stamp();
   std::map<std::string, Principal> keys;
   std::string problems;
   std::error_code ec;

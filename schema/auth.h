@@ -82,7 +82,8 @@ class AllowList {
   explicit AllowList(std::string folder = "");
   void add(Principal p);
   void remove(const std::string& key);
-  // The principal of `key`; an unknown key makes it read the folder again (at most once a second).
+  // The principal of `key`; an unknown key makes it read the folder again when the folder changed
+  // (or a second has passed).
   std::optional<Principal> find(const std::string& key);
   // Reads the folder now; files that are not certificates are skipped with a line in `problems`.
   void reload();
@@ -91,7 +92,9 @@ class AllowList {
 
  private:
   void reload_locked();
+  int64_t folder_stamp() const;
   std::string folder_;
+  int64_t stamp_ = -1;
   mutable std::mutex mutex_;
   std::map<std::string, Principal> from_folder_, added_;
   std::string problems_;

@@ -608,6 +608,14 @@ struct Worker::Impl {
           seconds_since(handshake_sent) * 1000 >= kHandshakeRetryMs - 50) {
         log.write(LogLevel::kDebug, "no answer from the coordinator at ", config.coordinator,
                   "; saying hello again");
+        // ZeroMQ does not reconnect after a failed handshake (a key the coordinator did not admit yet,
+        // a coordinator restarted with other keys): connect afresh.
+        try {
+          control.disconnect(config.coordinator);
+          control.connect(config.coordinator);
+        } catch (const zmq::error_t& e) {
+          log.write(LogLevel::kWarning, "reconnecting to ", config.coordinator, ": ", e.what());
+        }
         if (control_writable()) send_hello();
       }
       arm_handshake_timer();

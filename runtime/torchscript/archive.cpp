@@ -6,6 +6,7 @@
 #include <unordered_map>
 
 #include "runtime/error.h"
+#include "runtime/printable.h"
 #include "runtime/torchscript/unpickler.h"
 
 namespace convoy {
@@ -40,8 +41,9 @@ Shape int_sequence(const IValue& v, const char* what) {
   return out;
 }
 void expect_args(const PickleGlobal& g, const IValueList& args, size_t lo, size_t hi) {
-  CONVOY_CHECK(args.size() >= lo && args.size() <= hi, g.qualified(), " takes ", lo == hi ? "" : "from ", lo,
-               lo == hi ? "" : str_cat(" to ", hi), " arguments, got ", args.size());
+  CONVOY_CHECK(args.size() >= lo && args.size() <= hi, printable(g.qualified()), " takes ",
+               lo == hi ? "" : "from ", lo, lo == hi ? "" : str_cat(" to ", hi), " arguments, got ",
+               args.size());
 }
 
 constexpr std::string_view kTorchScriptPrefix = "__torch__";
@@ -81,8 +83,8 @@ class PickleLoader {
     };
     hooks.call = [this](const PickleGlobal& g, IValueList& args) { return call(g, args); };
     hooks.new_object = [](const PickleGlobal& g, IValueList& args) -> IValue {
-      CONVOY_CHECK(is_script_class(g), "'", g.qualified(), "' cannot be instantiated");
-      CONVOY_CHECK(args.empty(), "'", g.qualified(), "' is instantiated with ", args.size(),
+      CONVOY_CHECK(is_script_class(g), "'", printable(g.qualified()), "' cannot be instantiated");
+      CONVOY_CHECK(args.empty(), "'", printable(g.qualified()), "' is instantiated with ", args.size(),
                    " arguments; TorchScript objects take none");
       auto obj = std::make_shared<Object>();
       obj->type_name = g.qualified();
@@ -96,8 +98,8 @@ class PickleLoader {
         std::unordered_map<std::string, size_t> index;
         for (size_t i = 0; i < obj.attrs.size(); ++i) index.emplace(obj.attrs[i].first, i);
         for (auto& [k, v] : std::get<std::shared_ptr<DictBox>>(state.v)->items) {
-          CONVOY_CHECK(k.is_string(), "an attribute name of ", obj.type_name, " is a ", k.kind_name(),
-                       ", not a str");
+          CONVOY_CHECK(k.is_string(), "an attribute name of ", printable(obj.type_name), " is a ",
+                       k.kind_name(), ", not a str");
           const std::string& name = std::get<std::string>(k.v);
           auto [it, inserted] = index.emplace(name, obj.attrs.size());
           if (inserted) {
@@ -112,11 +114,11 @@ class PickleLoader {
       return object;
     };
     hooks.global_value = [](const PickleGlobal& g) -> IValue {
-      CONVOY_CHECK(is_storage_class(g), "'", g.qualified(), "' cannot be used as a value");
+      CONVOY_CHECK(is_storage_class(g), "'", printable(g.qualified()), "' cannot be used as a value");
       return IValue(g.name);
     };
     hooks.persistent_load = [this](const IValue& pid) { return load_storage(pid); };
-    return unpickle(bytes.view(), str_cat(a_.path, ": ", record), hooks);
+    return unpickle(bytes.view(), str_cat(a_.path, ": ", printable(record)), hooks);
   }
 
  private:
@@ -157,7 +159,7 @@ class PickleLoader {
         return args[0];
       }
       expect_args(g, args, 1, 1);
-      CONVOY_CHECK(args[0].is_list(), g.qualified(), " needs a list, not a ", args[0].kind_name());
+      CONVOY_CHECK(args[0].is_list(), printable(g.qualified()), " needs a list, not a ", args[0].kind_name());
       const char* expected = g.name == "build_intlist"      ? "int"
                              : g.name == "build_doublelist" ? "float"
                              : g.name == "build_boollist"   ? "bool"
@@ -167,11 +169,11 @@ class PickleLoader {
                   : g.name == "build_doublelist" ? x.is_double()
                   : g.name == "build_boollist"   ? x.is_bool()
                                                  : x.is_tensor();
-        CONVOY_CHECK(ok, g.qualified(), " holds a ", x.kind_name(), " among its ", expected, "s");
+        CONVOY_CHECK(ok, printable(g.qualified()), " holds a ", x.kind_name(), " among its ", expected, "s");
       }
       return args[0];
     }
-    fail(ErrorKind::kInvalidInput, "'", g.qualified(), "' cannot be called");
+    fail(ErrorKind::kInvalidInput, "'", printable(g.qualified()), "' cannot be called");
   }
 
   // ('storage', <StorageClass>, key, location, numel) → a 1-d tensor spanning the whole storage.
@@ -180,13 +182,13 @@ class PickleLoader {
     CONVOY_CHECK(t.size() == 5, "a persistent id has ", t.size(),
                  " fields; expected ('storage', class, key, location, numel)");
     CONVOY_CHECK(string_arg(t[0], "the persistent id's kind") == "storage", "unknown persistent id kind '",
-                 std::get<std::string>(t[0].v), "'");
+                 printable(std::get<std::string>(t[0].v)), "'");
     DType dtype = dtype_from_storage_class(string_arg(t[1], "the storage class"));
     const std::string& key = string_arg(t[2], "the storage key");
     string_arg(t[3], "the storage location");  // "cpu", "cuda:0": everything loads to host memory
     int64_t numel = int_arg(t[4], "the storage size");
     CONVOY_CHECK(!key.empty(), "empty storage key");
-    CONVOY_CHECK(numel >= 0, "storage '", key, "' has a negative size ", numel);
+    CONVOY_CHECK(numel >= 0, "storage '", printable(key), "' has a negative size ", numel);
     std::string relative = folder_ + "/" + key;
     std::string record = a_.top_folder + "/" + relative;
 
@@ -194,16 +196,17 @@ class PickleLoader {
     std::shared_ptr<Storage> storage;
     if (cached != a_.storages.end()) {
       auto& [first_dtype, first_numel] = shapes_[relative];
-      CONVOY_CHECK(first_dtype == dtype && first_numel == numel, "storage '", record, "' is named as ", numel,
-                   " ", dtype_name(dtype), " elements after ", first_numel, " ", dtype_name(first_dtype));
+      CONVOY_CHECK(first_dtype == dtype && first_numel == numel, "storage '", printable(record),
+                   "' is named as ", numel, " ", dtype_name(dtype), " elements after ", first_numel, " ",
+                   dtype_name(first_dtype));
       storage = cached->second;
     } else {
       const ZipEntry* entry = zip_.find(record);
-      CONVOY_CHECK(entry != nullptr, "tensor data '", record, "' is missing from the archive");
+      CONVOY_CHECK(entry != nullptr, "tensor data '", printable(record), "' is missing from the archive");
       size_t esize = dtype_size(dtype);
-      CONVOY_CHECK(static_cast<uint64_t>(numel) <= entry->uncompressed_size / esize, "record '", record,
-                   "' has ", entry->uncompressed_size, " bytes, too few for a storage of ", numel, " ",
-                   dtype_name(dtype), " elements (", esize, " bytes each)");
+      CONVOY_CHECK(static_cast<uint64_t>(numel) <= entry->uncompressed_size / esize, "record '",
+                   printable(record), "' has ", entry->uncompressed_size, " bytes, too few for a storage of ",
+                   numel, " ", dtype_name(dtype), " elements (", esize, " bytes each)");
       size_t nbytes = static_cast<size_t>(numel) * esize;
       ZipBytes bytes = zip_.read(*entry);
       if (reinterpret_cast<uintptr_t>(bytes.data) % esize == 0) {
@@ -236,17 +239,17 @@ class PickleLoader {
     Shape sizes = int_sequence(args[2], "the tensor size");
     Shape strides = int_sequence(args[3], "the tensor stride");
     CONVOY_CHECK(args[4].is_bool(), "requires_grad must be a bool, not a ", args[4].kind_name());
-    CONVOY_CHECK(sizes.size() == strides.size(), "tensor in '", record, "': size ", shape_str(sizes),
-                 " and stride ", shape_str(strides), " differ in rank");
+    CONVOY_CHECK(sizes.size() == strides.size(), "tensor in '", printable(record), "': size ",
+                 shape_str(sizes), " and stride ", shape_str(strides), " differ in rank");
     // Checked here with overflow-safe arithmetic, before Tensor::from_storage checks it again, so
     // that absurd values from a corrupt pickle are an error rather than an overflow.
     int64_t capacity = whole.numel();
-    CONVOY_CHECK(offset >= 0 && offset <= capacity, "tensor in '", record, "': storage offset ", offset,
-                 " is outside its storage of ", capacity, " elements");
+    CONVOY_CHECK(offset >= 0 && offset <= capacity, "tensor in '", printable(record), "': storage offset ",
+                 offset, " is outside its storage of ", capacity, " elements");
     int64_t last = offset;
     bool empty = false;
     for (size_t i = 0; i < sizes.size(); ++i) {
-      CONVOY_CHECK(sizes[i] >= 0 && strides[i] >= 0, "tensor in '", record,
+      CONVOY_CHECK(sizes[i] >= 0 && strides[i] >= 0, "tensor in '", printable(record),
                    "': negative size or stride (size ", shape_str(sizes), ", stride ", shape_str(strides),
                    ")");
       if (sizes[i] == 0) empty = true;
@@ -255,21 +258,21 @@ class PickleLoader {
     // strides): their product must fit.
     int64_t product = 1;
     for (int64_t s : sizes) {
-      CONVOY_CHECK(s == 0 || !__builtin_mul_overflow(product, s, &product), "tensor in '", record, "': size ",
-                   shape_str(sizes), " has more elements than fit in 64 bits");
+      CONVOY_CHECK(s == 0 || !__builtin_mul_overflow(product, s, &product), "tensor in '", printable(record),
+                   "': size ", shape_str(sizes), " has more elements than fit in 64 bits");
     }
     if (!empty) {
       for (size_t i = 0; i < sizes.size(); ++i) {
         int64_t span;
         bool overflow = __builtin_mul_overflow(sizes[i] - 1, strides[i], &span) ||
                         __builtin_add_overflow(last, span, &last);
-        CONVOY_CHECK(!overflow && last < capacity, "tensor in '", record, "' with size ", shape_str(sizes),
-                     ", stride ", shape_str(strides), " and offset ", offset, " reaches past its storage of ",
-                     capacity, " ", dtype_name(whole.dtype()), " elements");
+        CONVOY_CHECK(!overflow && last < capacity, "tensor in '", printable(record), "' with size ",
+                     shape_str(sizes), ", stride ", shape_str(strides), " and offset ", offset,
+                     " reaches past its storage of ", capacity, " ", dtype_name(whole.dtype()), " elements");
       }
     }
     return IValue(Tensor::from_storage(whole.storage(), whole.dtype(), sizes, strides, offset,
-                                       str_cat("tensor in '", record, "'")));
+                                       str_cat("tensor in '", printable(record), "'")));
   }
 
   Archive& a_;
@@ -295,12 +298,12 @@ std::string find_top_folder(const ZipReader& zip) {
   std::string top;
   for (const ZipEntry& e : zip.entries()) {
     size_t slash = e.name.find('/');
-    CONVOY_CHECK(slash != std::string::npos && slash > 0, P, ": record '", e.name,
+    CONVOY_CHECK(slash != std::string::npos && slash > 0, P, ": record '", printable(e.name),
                  "' is not inside a folder (a TorchScript archive keeps every record under one top folder)");
     std::string folder = e.name.substr(0, slash);
     if (top.empty()) top = folder;
-    CONVOY_CHECK(folder == top, P, ": records in several top folders ('", top, "/' and '", folder,
-                 "/'); a TorchScript archive has exactly one");
+    CONVOY_CHECK(folder == top, P, ": records in several top folders ('", printable(top), "/' and '",
+                 printable(folder), "/'); a TorchScript archive has exactly one");
   }
   return top;
 }
@@ -324,21 +327,22 @@ Archive load_archive(ZipReader zip_reader) {
   const std::string top = a.top_folder + "/";
 
   CONVOY_CHECK(
-      zip.contains(top + "data.pkl"), P, ": no '", top,
+      zip.contains(top + "data.pkl"), P, ": no '", printable(top),
       "data.pkl' (not a TorchScript archive: torch.save() files and older formats are not supported)");
 
   // torch 2.x moved the version under .data/ and reads that first; so do we.
   std::string version_record = zip.contains(top + ".data/version") ? top + ".data/version" : top + "version";
-  CONVOY_CHECK(zip.contains(version_record), P, ": no '", top, "version' record");
+  CONVOY_CHECK(zip.contains(version_record), P, ": no '", printable(top), "version' record");
   std::string version_text = trim(zip.read(version_record, /*verify_crc=*/true).view());
   auto [end, ec] = std::from_chars(version_text.data(), version_text.data() + version_text.size(), a.version);
   CONVOY_CHECK(ec == std::errc() && end == version_text.data() + version_text.size() && a.version >= 1, P,
-               ": '", version_record, "' holds '", version_text.substr(0, 32), "', not a format version");
+               ": '", printable(version_record), "' holds '", printable(version_text, 32),
+               "', not a format version");
   CONVOY_CHECK_KIND(kUnsupported, a.version <= kMaxArchiveVersion, P, ": format version ", a.version,
                     " is newer than the newest this loader reads (", kMaxArchiveVersion, ")");
   if (zip.contains(top + "byteorder")) {
     std::string order = trim(zip.read(top + "byteorder", /*verify_crc=*/true).view());
-    CONVOY_CHECK_KIND(kUnsupported, order == "little", P, ": tensors are stored in '", order.substr(0, 32),
+    CONVOY_CHECK_KIND(kUnsupported, order == "little", P, ": tensors are stored in '", printable(order, 32),
                       "' byte order; only little-endian archives are supported");
   }
 
@@ -350,12 +354,12 @@ Archive load_archive(ZipReader zip_reader) {
 
   if (zip.contains(top + "constants.pkl")) {
     IValue constants = PickleLoader(a, "constants").load("constants.pkl");
-    CONVOY_CHECK(constants.is_tuple(), P, ": ", top, "constants.pkl holds a ", constants.kind_name(),
-                 ", not a tuple of constants");
+    CONVOY_CHECK(constants.is_tuple(), P, ": ", printable(top), "constants.pkl holds a ",
+                 constants.kind_name(), ", not a tuple of constants");
     a.constants = std::get<std::shared_ptr<TupleBox>>(constants.v)->items;
   }
   a.module = PickleLoader(a, "data").load("data.pkl");
-  CONVOY_CHECK(a.module.is_object(), P, ": ", top, "data.pkl holds a ", a.module.kind_name(),
+  CONVOY_CHECK(a.module.is_object(), P, ": ", printable(top), "data.pkl holds a ", a.module.kind_name(),
                ", not a scripted module");
   return a;
 }

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "runtime/error.h"
+#include "runtime/printable.h"
 
 namespace convoy::ts {
 
@@ -93,7 +94,7 @@ class Lexer {
 
  private:
   [[noreturn]] void error(const std::string& what) {
-    fail(ErrorKind::kInvalidInput, file_, ":", line_, ": ", what);
+    fail(ErrorKind::kInvalidInput, printable(file_), ":", line_, ": ", what);
   }
 
   void push(TokenKind kind, std::string text) {
@@ -323,7 +324,8 @@ class Lexer {
     }
     char c = src_[pos_];
     static const std::string kSingle = "()[]{},:.;@=+-*/%<>&|^~";
-    if (kSingle.find(c) == std::string::npos) error(std::string("unexpected character '") + c + "'");
+    if (kSingle.find(c) == std::string::npos)
+      error("unexpected character '" + printable(std::string_view(&c, 1)) + "'");
     if (c == '(' || c == '[' || c == '{') {
       if (brackets_.size() >= kMaxNesting) error("brackets nested too deeply");
       brackets_.emplace_back(c, line_);
@@ -351,24 +353,9 @@ class Lexer {
   std::vector<Token> tokens_;
 };
 
-std::string quote_for_message(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (out.size() > 40) {
-      out += "...";
-      break;
-    }
-    if (c == '\n')
-      out += "\\n";
-    else if (c == '"')
-      out += "\\\"";
-    else if (static_cast<unsigned char>(c) < 0x20)
-      out += '?';
-    else
-      out += c;
-  }
-  return out + "\"";
-}
+// At most 40 bytes of a string literal, between double quotes, with every byte that is not printable
+// UTF-8 escaped (a string from a corrupted archive may hold anything).
+std::string quote_for_message(const std::string& s) { return "\"" + printable(s, 40) + "\""; }
 
 }  // namespace
 

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "runtime/error.h"
+#include "runtime/printable.h"
 #include "runtime/torchscript/lowering_internal.h"
 #include "runtime/torchscript/parser.h"
 
@@ -85,9 +86,9 @@ std::string SValue::describe() const {
     case Kind::kValue:
       return "a value of type " + type->str();
     case Kind::kModule:
-      return "module " + object->type_name;
+      return "module " + printable(object->type_name);
     case Kind::kMethod:
-      return "method " + name + " of " + object->type_name;
+      return "method " + name + " of " + printable(object->type_name);
     case Kind::kNamespace:
       return "'" + name + "'";
     case Kind::kBuiltin:
@@ -168,13 +169,13 @@ Lowerer::Lowerer(const Archive& archive, const OpRegistry& registry)
 
 void Lowerer::error(ErrorKind kind, int line, const std::string& what) const {
   std::string where =
-      frame_ && frame_->file ? frame_->file->path + ":" + std::to_string(line) : archive_.path;
+      frame_ && frame_->file ? printable(frame_->file->path) + ":" + std::to_string(line) : archive_.path;
   fail(kind, where, ": ", what);
 }
 
 SourceRange Lowerer::here(int line) const {
   SourceRange r;
-  if (frame_ && frame_->file) r.file = frame_->file->path;
+  if (frame_ && frame_->file) r.file = printable(frame_->file->path);  // shown in messages
   r.line = line;
   return r;
 }
@@ -183,7 +184,7 @@ const ts::SourceFile& Lowerer::source_file(const std::string& path) {
   auto it = files_.find(path);
   if (it != files_.end()) return *it->second;
   const std::string* code = archive_.find_code(path);
-  if (!code) fail(ErrorKind::kInvalidInput, archive_.path, ": the archive has no '", path, "'");
+  if (!code) fail(ErrorKind::kInvalidInput, archive_.path, ": the archive has no '", printable(path), "'");
   auto file = std::make_unique<ts::SourceFile>(ts::parse_source(*code, path));
   return *files_.emplace(path, std::move(file)).first->second;
 }
@@ -192,12 +193,13 @@ std::pair<const ts::SourceFile*, std::string> Lowerer::resolve_qualified(const s
                                                                          int line) {
   size_t dot = qualified.rfind('.');
   if (dot == std::string::npos || qualified.rfind("__torch__", 0) != 0)
-    error(ErrorKind::kInvalidInput, line, "'" + qualified + "' is not a __torch__ name");
+    error(ErrorKind::kInvalidInput, line, "'" + printable(qualified) + "' is not a __torch__ name");
   std::string module = qualified.substr(0, dot);
   std::string path = "code/" + module + ".py";
   std::replace(path.begin() + 5, path.end() - 3, '.', '/');
   if (!files_.count(path) && !archive_.find_code(path))
-    error(ErrorKind::kInvalidInput, line, "the archive has no '" + path + "' (for " + qualified + ")");
+    error(ErrorKind::kInvalidInput, line,
+          "the archive has no '" + printable(path) + "' (for " + printable(qualified) + ")");
   return {&source_file(path), qualified.substr(dot + 1)};
 }
 
@@ -206,7 +208,8 @@ const ts::ClassDef& Lowerer::class_of(const Object& object, int line) {
   const ts::ClassDef* cls = file->find_class(name);
   if (!cls)
     error(ErrorKind::kInvalidInput, line,
-          "class '" + name + "' (of module " + object.type_name + ") is not in " + file->path);
+          "class '" + printable(name) + "' (of module " + printable(object.type_name) + ") is not in " +
+              printable(file->path));
   return *cls;
 }
 
@@ -286,7 +289,8 @@ SValue Lowerer::module_attribute(const std::shared_ptr<Object>& object, const st
     return lower_expr(*attr->value);
   if (auto it = cls.class_values.find(name); it != cls.class_values.end()) return lower_expr(*it->second);
   if (cls.find_method(name)) return SValue::named(SValue::Kind::kMethod, name, object);
-  error(ErrorKind::kInvalidInput, line, "module " + object->type_name + " has no attribute '" + name + "'");
+  error(ErrorKind::kInvalidInput, line,
+        "module " + printable(object->type_name) + " has no attribute '" + name + "'");
 }
 
 // ---- functions -----------------------------------------------------------------------------------
@@ -294,7 +298,8 @@ SValue Lowerer::module_attribute(const std::shared_ptr<Object>& object, const st
 SValue Lowerer::call_function(const ts::FunctionDef& def, const ts::SourceFile& file,
                               const std::shared_ptr<Object>& self, std::vector<SValue> args,
                               std::vector<std::pair<std::string, SValue>> kwargs, int line) {
-  std::string fname = self ? def.name + " of " + self->type_name : def.name + " in " + file.path;
+  std::string fname =
+      self ? def.name + " of " + printable(self->type_name) : def.name + " in " + printable(file.path);
   if (call_depth_ >= kMaxCallDepth)
     error(ErrorKind::kUnsupported, line,
           "calls nested more than " + std::to_string(kMaxCallDepth) + " deep while inlining " + fname +
@@ -381,10 +386,10 @@ SValue Lowerer::call_qualified(const std::string& qualified, std::vector<SValue>
   const ts::ClassDef* cls = file->find_class(name);
   if (!cls)
     error(ErrorKind::kInvalidInput, line,
-          "'" + qualified + "' is neither a function nor a class in " + file->path);
+          "'" + printable(qualified) + "' is neither a function nor a class in " + printable(file->path));
   if (std::find(cls->bases.begin(), cls->bases.end(), "NamedTuple") == cls->bases.end())
     error(ErrorKind::kUnsupported, line,
-          "constructing an instance of class " + qualified + " is not supported");
+          "constructing an instance of class " + printable(qualified) + " is not supported");
   // A NamedTuple is built as a plain tuple of its fields in declaration order.
   std::vector<SValue> fields(cls->attributes.size());
   std::vector<bool> set(cls->attributes.size(), false);
@@ -859,15 +864,15 @@ std::unique_ptr<Graph> Lowerer::run(const LoweringOptions& options) {
   const ts::FunctionDef* def = cls.find_method(options.method);
   auto [file, class_name] = resolve_qualified(root->type_name, 0);
   if (!def)
-    fail(ErrorKind::kInvalidInput, archive_.path, ": module ", root->type_name, " has no method '",
+    fail(ErrorKind::kInvalidInput, archive_.path, ": module ", printable(root->type_name), " has no method '",
          options.method, "'");
   if (def->params.empty())
-    fail(ErrorKind::kInvalidInput, file->path, ":", def->line, ": method ", def->name,
+    fail(ErrorKind::kInvalidInput, printable(file->path), ":", def->line, ": method ", def->name,
          " has no self parameter");
 
   Frame frame;
   frame.file = file;
-  frame.function = def->name + " of " + root->type_name;
+  frame.function = def->name + " of " + printable(root->type_name);
   Scope top_scope;
   frame_ = &frame;
   scope_ = &top_scope;
@@ -883,8 +888,9 @@ std::unique_ptr<Graph> Lowerer::run(const LoweringOptions& options) {
         std::string names;
         for (size_t j = 1; j < def->params.size(); ++j) names += (j > 1 ? ", " : "") + def->params[j].name;
         error(ErrorKind::kInvalidInput, p.line,
-              def->name + "() takes " + std::to_string(def->params.size() - 1) + " inputs (" + names + ") but " +
-                  std::to_string(num_inputs) + " were given, and parameter '" + p.name + "' has no default");
+              def->name + "() takes " + std::to_string(def->params.size() - 1) + " inputs (" + names +
+                  ") but " + std::to_string(num_inputs) + " were given, and parameter '" + p.name +
+                  "' has no default");
       }
       top_scope.set(p.name, lower_expr(*p.default_value));
     }

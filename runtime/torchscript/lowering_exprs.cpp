@@ -9,6 +9,7 @@
 
 #include "runtime/error.h"
 #include "runtime/graph/passes.h"
+#include "runtime/printable.h"
 #include "runtime/torchscript/lowering_internal.h"
 #include "runtime/torchscript/overload.h"
 
@@ -814,7 +815,7 @@ SValue Lowerer::call(const SValue& callee, const ts::Expr& e) {
       const ts::FunctionDef* def = cls.find_method(method);
       if (!def)
         error(ErrorKind::kInvalidInput, e.line,
-              "module " + callee.object->type_name + " has no method '" + method + "'");
+              "module " + printable(callee.object->type_name) + " has no method '" + method + "'");
       auto [file, name] = resolve_qualified(callee.object->type_name, e.line);
       return call_function(*def, *file, callee.object, std::move(args), std::move(kwargs), e.line);
     }

@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "runtime/error.h"
+#include "runtime/printable.h"
 #include "runtime/torchscript/lexer.h"
 
 namespace convoy::ts {
@@ -145,7 +146,7 @@ class Parser {
   }
 
   [[noreturn]] void error_at(int line, const std::string& what) {
-    fail(ErrorKind::kInvalidInput, path_, ":", line, ": ", what);
+    fail(ErrorKind::kInvalidInput, printable(path_), ":", line, ": ", what);
   }
   [[noreturn]] void error(const std::string& what) { error_at(peek().line, what); }
   [[noreturn]] void error_expected(const std::string& what) {

@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "runtime/error.h"
+#include "runtime/printable.h"
 
 namespace convoy {
 namespace {
@@ -187,8 +188,8 @@ class Machine {
     if (!s.empty() && s.front() == '+') s.remove_prefix(1);
     int64_t v = 0;
     auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-    if (ec == std::errc::result_out_of_range) error(what, " '", s, "' does not fit in 64 bits");
-    if (ec != std::errc() || end != s.data() + s.size()) error("malformed ", what, " '", s, "'");
+    if (ec == std::errc::result_out_of_range) error(what, " '", printable(s), "' does not fit in 64 bits");
+    if (ec != std::errc() || end != s.data() + s.size()) error("malformed ", what, " '", printable(s), "'");
     return v;
   }
   int64_t little_endian_long(uint64_t n);
@@ -230,9 +231,11 @@ class Machine {
   }
   IValue value_of(Item it) {
     if (!it.global) return std::move(it.value);
-    if (!hooks_.global_value) error("global '", it.global->qualified(), "' cannot be used as a value");
+    if (!hooks_.global_value)
+      error("global '", printable(it.global->qualified()), "' cannot be used as a value");
     const PickleGlobal& g = *it.global;
-    return guarded(str_cat("global '", g.qualified(), "'"), [&] { return hooks_.global_value(g); });
+    return guarded(str_cat("global '", printable(g.qualified()), "'"),
+                   [&] { return hooks_.global_value(g); });
   }
   void charge_copy(const Item& it) {
     if (auto* s = std::get_if<std::string>(&it.value.v)) {
@@ -433,15 +436,17 @@ std::string Machine::raw_unicode_escape(std::string_view s) {
 
 void Machine::push_global(std::string module, std::string name) {
   auto g = std::make_shared<PickleGlobal>(PickleGlobal{std::move(module), std::move(name)});
-  if (!hooks_.allow_global || !hooks_.allow_global(*g)) error("global '", g->qualified(), "' is not allowed");
+  if (!hooks_.allow_global || !hooks_.allow_global(*g))
+    error("global '", printable(g->qualified()), "' is not allowed");
   stack_.push_back(Item{IValue(), std::move(g)});
 }
 
 IValue Machine::call_global(const PickleGlobal& g, IValueList args, bool new_object) {
   retain(args);
   const auto& hook = new_object ? hooks_.new_object : hooks_.call;
-  if (!hook) error(new_object ? "instantiating '" : "calling '", g.qualified(), "' is not supported");
-  return guarded(str_cat(new_object ? "instantiating '" : "calling '", g.qualified(), "'"),
+  if (!hook)
+    error(new_object ? "instantiating '" : "calling '", printable(g.qualified()), "' is not supported");
+  return guarded(str_cat(new_object ? "instantiating '" : "calling '", printable(g.qualified()), "'"),
                  [&] { return hook(g, args); });
 }
 
@@ -571,7 +576,8 @@ IValue Machine::run() {
         std::string_view s = line();
         double d = 0;
         auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), d);
-        if (ec != std::errc() || end != s.data() + s.size()) error("malformed FLOAT argument '", s, "'");
+        if (ec != std::errc() || end != s.data() + s.size())
+          error("malformed FLOAT argument '", printable(s), "'");
         push(d);
         break;
       }
@@ -726,7 +732,7 @@ IValue Machine::run() {
         bool is_new = op_ == 0x81;
         const PickleGlobal& g = callable(fn, is_new ? "NEWOBJ" : "REDUCE");
         if (!args.is_tuple())
-          error("arguments of '", g.qualified(), "' are a ", args.kind_name(), ", not a tuple");
+          error("arguments of '", printable(g.qualified()), "' are a ", args.kind_name(), ", not a tuple");
         IValueList a = std::get<std::shared_ptr<TupleBox>>(args.v)->items;
         retain(args);
         push(call_global(g, std::move(a), is_new));

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #include "runtime/error.h"
+#include "runtime/printable.h"
 
 namespace convoy {
 namespace {
@@ -225,7 +226,7 @@ void ZipReader::parse() {
     entry.method = rd16(h + 10);
     entry.crc32 = rd32(h + 16);
     RecordFields f{rd32(h + 24), rd32(h + 20), rd32(h + 42), rd16(h + 34)};
-    std::string where = str_cat(P, ": entry '", entry.name, "'");
+    std::string where = str_cat(P, ": entry '", printable(entry.name), "'");
     apply_zip64_extra(h + kCentralHeaderSize + name_len, extra_len, f, /*has_offset=*/true, where);
     CONVOY_CHECK_KIND(kUnsupported, f.disk_start == 0, where, " starts on disk ", f.disk_start,
                       " (multi-disk archives are not supported)");
@@ -253,7 +254,7 @@ bool ZipReader::is_mapped(const void* p) const {
 }
 
 uint64_t ZipReader::data_offset(const ZipEntry& entry) const {
-  std::string where = str_cat(path_, ": entry '", entry.name, "'");
+  std::string where = str_cat(path_, ": entry '", printable(entry.name), "'");
   uint64_t lho = entry.local_header_offset;
   CONVOY_CHECK(lho <= size_ && size_ - lho >= kLocalHeaderSize, where,
                " extends past the end of the file (truncated archive?)");
@@ -283,7 +284,7 @@ uint64_t ZipReader::data_offset(const ZipEntry& entry) const {
 
 ZipBytes ZipReader::read(const std::string& name, bool verify_crc) const {
   const ZipEntry* entry = find(name);
-  CONVOY_CHECK(entry != nullptr, path_, ": no record '", name, "' in the archive");
+  CONVOY_CHECK(entry != nullptr, path_, ": no record '", printable(name), "' in the archive");
   return read(*entry, verify_crc);
 }
 
@@ -301,7 +302,7 @@ uint32_t crc_of(const uint8_t* data, uint64_t size) {
 }  // namespace
 
 ZipBytes ZipReader::read(const ZipEntry& entry, bool verify_crc) const {
-  std::string where = str_cat(path_, ": entry '", entry.name, "'");
+  std::string where = str_cat(path_, ": entry '", printable(entry.name), "'");
   CONVOY_CHECK_KIND(kUnsupported, (entry.flags & kFlagEncrypted) == 0, where, " is encrypted");
   uint64_t offset = data_offset(entry);
   ZipBytes out;

@@ -8,6 +8,7 @@ quarter of its speed) costs the job little; two jobs that ask for a share of the
 """
 
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -47,7 +48,9 @@ class Throttle(threading.Thread):
 
 
 def streaming_rate(c: Cluster, job_yaml: str) -> float:
-    """submit --wait; the job's samples/s over its streaming phase."""
+    """submit --wait; the job's samples/s over its streaming phase. The job runs again on the next
+    cluster: its earlier outputs go first (a job never replaces outputs unless it says overwrite)."""
+    shutil.rmtree(os.path.join(os.path.dirname(job_yaml), "out"), ignore_errors=True)
     c.cli("submit", job_yaml, "--wait", timeout=600)
     (st,) = c.status(max(j["job"] for j in c.status()))
     if st["state"] != "done":

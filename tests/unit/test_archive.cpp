@@ -479,3 +479,28 @@ TEST_CASE("archive: synthetic archives reach every check", "[archive]") {
                    nul + "}(" + U("self") + "h" + nul + "ub."),
          "contains itself");
 }
+
+TEST_CASE("archive: names from the file are escaped in error messages", "[archive][printable]") {
+  // A corrupted archive's top folder holds an escape sequence and a byte that is not UTF-8.
+  const std::string top = "m\x1b[2J\xff";
+  auto raw_free = [](const std::string& message) {
+    for (unsigned char c : message)
+      if (c < 0x20 || c == 0x7f || c == 0xff) return false;
+    return true;
+  };
+  std::string missing = synthetic_error({{top + "/data.pkl", module_pickle({})}});
+  CHECK_THAT(missing, Contains("synthetic.pt: no 'm\\x1b[2J\\xff/version' record"));
+  CHECK(raw_free(missing));
+  std::string two_tops =
+      synthetic_error({{top + "/data.pkl", module_pickle({})}, {"other\x07/version", "3"}});
+  CHECK_THAT(two_tops, Contains("records in several top folders ('m\\x1b[2J\\xff/' and 'other\\x07/')"));
+  CHECK(raw_free(two_tops));
+  std::string loose = synthetic_error({{"data\x1b\xff.pkl", module_pickle({})}});
+  CHECK_THAT(loose, Contains("record 'data\\x1b\\xff.pkl' is not inside a folder"));
+  CHECK(raw_free(loose));
+  // A class name from the pickle, too.
+  std::string global =
+      synthetic_error(synthetic(module_pickle({{"q", "ctorch._utils\n_rebuild\x1b\xff\n)R"}})));
+  CHECK_THAT(global, Contains("global 'torch._utils._rebuild\\x1b\\xff' is not allowed"));
+  CHECK(raw_free(global));
+}

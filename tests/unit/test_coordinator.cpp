@@ -15,6 +15,7 @@
 #include "coordinator/cluster_config.h"
 #include "coordinator/job_progress.h"
 #include "coordinator/server.h"
+#include "coordinator/worker_registry.h"
 #include "runtime/error.h"
 #include "runtime/npy.h"
 #include "runtime/ops/registry.h"
@@ -510,6 +511,13 @@ TEST_CASE("coordinator: malformed client messages get an ErrorReply and the daem
     CHECK_THAT(message, Contains("not found"));
   }
   {
+    // A path the system cannot even look up is refused like a missing one, with the reason.
+    auto [kind, message] = kind_of(submit_message(dir, "/" + std::string(300, 'a') + "/jit.pt", 3));
+    CHECK(kind == schema::ErrorReply::Kind::BAD_REQUEST);
+    CHECK_THAT(message, Contains("not found on the coordinator (File name too long)"));
+    CHECK_THAT(message, !Contains("malformed request") && !Contains("filesystem error"));
+  }
+  {
     auto [kind, message] = kind_of(submit_message(dir, (dir / "jit.pt").string(), 0));
     CHECK_THAT(message, Contains("batchSize must be positive"));
   }
@@ -803,4 +811,16 @@ TEST_CASE("coordinator: status prints as a table, JSON and a progress line", "[c
   CHECK(format_progress(j, false) == "job 3: running, 50/200 samples (25.0%), 25.0 samples/s, ETA 6 s");
   CHECK_THAT(format_progress(j, true), Contains("[########......................"));
   CHECK_THAT(format_stage_times(j), Contains("1.50"));  // measured / predicted
+}
+
+TEST_CASE("coordinator: a Register with too many devices is refused", "[coordinator]") {
+  capnp::MallocMessageBuilder message;
+  auto r = message.initRoot<schema::Register>();
+  r.setWorkerName("w1");
+  r.setDataEndpoint("tcp://127.0.0.1:40123");
+  r.initDevices(kMaxRegisterDevices);
+  CHECK(WorkerRegistry::read_register(r.asReader(), "id").devices.size() == kMaxRegisterDevices);
+  r.initDevices(kMaxRegisterDevices + 1);
+  CHECK_THROWS_WITH(WorkerRegistry::read_register(r.asReader(), "id"),
+                    Contains("Register.devices: 257 devices (at most 256)"));
 }
