@@ -28,8 +28,6 @@ Worker WorkerRegistry::read_register(schema::Register::Reader r, const std::stri
                "' has a wildcard (advertise the bound endpoint)");
   CONVOY_CHECK(r.getCachedWeights().size() <= 1000000, "Register.cachedWeights lists ",
                r.getCachedWeights().size(), " hashes");
-  CONVOY_CHECK(r.getDevices().size() <= 64, "Register.devices lists ", r.getDevices().size(),
-               " devices (at most 64)");
   for (auto h : r.getCachedWeights()) {
     CONVOY_CHECK(h.size() == 32, "Register.cachedWeights: a hash of ", h.size(), " bytes (expected 32)");
     w.cached.insert(str(h));

@@ -17,7 +17,7 @@ struct Downstreams::Link {
 struct Downstreams::Waiter {
   std::set<std::string> pending;
   std::function<void(const std::string&)> done;
-  std::unique_ptr<boost::asio::steady_timer> timer;
+  std::unique_ptr<boost::asio::steady_timer> timer, retry;
   bool fired = false;
 };
 
@@ -102,6 +102,7 @@ void Downstreams::when_answered(const std::vector<std::string>& endpoints, std::
     return;
   }
   w->done = std::move(done);
+  retry_unanswered(w);
   w->timer = std::make_unique<boost::asio::steady_timer>(io_, timeout);
   std::weak_ptr<Waiter> weak = w;
   w->timer->async_wait([this, weak](const boost::system::error_code& ec) {
@@ -115,6 +116,26 @@ void Downstreams::when_answered(const std::vector<std::string>& endpoints, std::
   waiters_.push_back(std::move(w));
 }
 
+// ZeroMQ does not reconnect after a refused CURVE handshake, and the next worker refuses our key until
+// its own assignment has named us as its upstream: connect afresh, and say hello again, every second
+// until it answers or the wait times out.
+void Downstreams::retry_unanswered(const std::shared_ptr<Waiter>& w) {
+  w->retry = std::make_unique<boost::asio::steady_timer>(io_, std::chrono::seconds(1));
+  std::weak_ptr<Waiter> weak = w;
+  w->retry->async_wait([this, weak](const boost::system::error_code& ec) {
+    auto w = weak.lock();
+    if (ec || !w || w->fired) return;
+    for (const std::string& ep : std::set<std::string>(w->pending)) {
+      auto it = links_.find(ep);
+      if (it == links_.end() || it->second->answered) continue;
+      it->second->watch.reset();
+      links_.erase(it);
+      link(ep);
+    }
+    retry_unanswered(w);
+  });
+}
+
 void Downstreams::on_answer(const std::string& endpoint) {
   std::vector<std::shared_ptr<Waiter>> ready;
   for (auto& w : waiters_) {
@@ -124,6 +145,7 @@ void Downstreams::on_answer(const std::string& endpoint) {
   for (auto& w : ready) {
     w->fired = true;
     w->timer->cancel();
+    if (w->retry) w->retry->cancel();
     waiters_.erase(std::find(waiters_.begin(), waiters_.end(), w));
     w->done("");
   }
@@ -133,6 +155,7 @@ void Downstreams::close() {
   for (auto& w : waiters_) {
     w->fired = true;
     if (w->timer) w->timer->cancel();
+    if (w->retry) w->retry->cancel();
   }
   waiters_.clear();
   for (auto& [endpoint, l] : links_) l->watch.reset();

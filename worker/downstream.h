@@ -47,6 +47,7 @@ class Downstreams {
   struct Waiter;
   Link& link(const std::string& endpoint);
   void on_answer(const std::string& endpoint);
+  void retry_unanswered(const std::shared_ptr<Waiter>& w);
 
   boost::asio::io_context& io_;
   zmq::context_t& ctx_;
